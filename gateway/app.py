@@ -1,0 +1,110 @@
+"""The application factory: resources, middleware order and routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from gateway.auth.passwords import PasswordHasher
+from gateway.auth.routes import routes as auth_routes
+from gateway.auth.tokens import AccessTokens
+from gateway.config import Config
+from gateway.errors import problem_middleware
+from gateway.keys import (
+    CONFIG,
+    HASHER,
+    OWN_ROUTES,
+    STORE,
+    TOKENS,
+    UPSTREAM_CLIENT,
+    USERS,
+)
+from gateway.logs import access_log_middleware, add_request_id_header
+from gateway.proxy import proxy_handler
+from gateway.sessions import Lifetimes, open_store
+from gateway.users import UserDatabase
+
+log = logging.getLogger("gateway")
+
+
+def create_app(config: Config) -> web.Application:
+    # The access log is outermost so that it sees the final status, including
+    # the problem responses written by the error middleware inside it.
+    app = web.Application(
+        middlewares=[access_log_middleware(), problem_middleware],
+        client_max_size=config.limits.json_body,
+        handler_args={"max_field_size": 16384},
+    )
+    app[CONFIG] = config
+    app[TOKENS] = AccessTokens(config.jwt.secret, config.jwt.access_ttl)
+    app.cleanup_ctx.extend([_users, _store, _hasher, _upstream_client])
+    app.on_response_prepare.append(add_request_id_header)
+
+    app.add_routes(auth_routes)
+    app.router.add_get("/.well-known/jwks.json", jwks)
+    app[OWN_ROUTES] = _own_routes(app)
+    app.router.add_route("*", "/{tail:.*}", proxy_handler)
+    return app
+
+
+async def jwks(request: web.Request) -> web.Response:
+    """Public keys for access tokens; none while they are signed with HS256."""
+    return web.json_response({"keys": []})
+
+
+async def _users(app: web.Application) -> AsyncIterator[None]:
+    app[USERS] = await UserDatabase.open(app[CONFIG].database.path)
+    yield
+    await app[USERS].close()
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    lifetimes = Lifetimes.from_seconds(
+        config.sessions.idle_ttl, config.sessions.absolute_ttl
+    )
+    app[STORE] = await open_store(config.store.url, config.store.timeout, lifetimes)
+    yield
+    await app[STORE].close()
+
+
+async def _hasher(app: web.Application) -> AsyncIterator[None]:
+    accounts = app[CONFIG].accounts
+    hasher = PasswordHasher(
+        accounts.bcrypt_cost, accounts.hash_workers, accounts.hash_queue
+    )
+    await hasher.warm_up()
+    app[HASHER] = hasher
+    yield
+    hasher.close()
+
+
+async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
+    upstream = app[CONFIG].upstream
+    client = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=upstream.connect_timeout,
+            sock_read=upstream.timeout,
+        ),
+        # Bodies pass through as they are; cookies belong to the clients,
+        # never to the gateway's shared session.
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=60),
+    )
+    app[UPSTREAM_CLIENT] = client
+    yield
+    await client.close()
+
+
+def _own_routes(app: web.Application) -> dict[str, frozenset[str]]:
+    methods: dict[str, set[str]] = {}
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        methods.setdefault(path, set()).add(route.method)
+    return {path: frozenset(found) for path, found in methods.items()}

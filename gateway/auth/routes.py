@@ -1,0 +1,132 @@
+"""The ``/user/*`` endpoints: register, login, refresh-token and logout."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from aiohttp import web
+
+from gateway.auth.body import read_json_object, require_string
+from gateway.auth.passwords import HashingOverloaded
+from gateway.auth.policy import check_password, check_username, username_key
+from gateway.auth.tokens import RefreshToken, bearer_token
+from gateway.errors import Conflict, ServiceUnavailable, Unauthorized
+from gateway.keys import CONFIG, HASHER, STORE, TOKENS, USERS
+from gateway.sessions import NewSession, Rotation
+from gateway.users import UsernameTaken
+
+log = logging.getLogger("gateway.auth")
+routes = web.RouteTableDef()
+T = TypeVar("T")
+
+# Longest user agent kept with a session; the rest says nothing new.
+MAX_USER_AGENT = 256
+
+
+@routes.post("/user/register")
+async def register(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    body = await read_json_object(request, config.limits.json_body)
+    username = require_string(body, "username")
+    password = require_string(body, "password")
+    key = check_username(username, config.accounts)
+    check_password(password, config.accounts)
+
+    hashed = await _hashing(request.app[HASHER].hash(password))
+    try:
+        user = await request.app[USERS].create_user(username, key, hashed)
+    except UsernameTaken:
+        raise Conflict("that username is taken") from None
+
+    request["user_id"] = user.id
+    log.info("user registered", extra={"user_id": user.id})
+    return web.json_response({"id": user.id, "username": user.username}, status=201)
+
+
+@routes.post("/user/login")
+async def login(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    body = await read_json_object(request, config.limits.json_body)
+    username = require_string(body, "username")
+    password = require_string(body, "password")
+
+    user = await request.app[USERS].find_by_name(username_key(username))
+    # Unknown names are checked against a stand-in hash: same time, same answer.
+    stored = user.password_hash if user is not None else None
+    matches = await _hashing(request.app[HASHER].verify(password, stored))
+    if user is None or not matches or user.disabled:
+        raise Unauthorized("wrong username or password")
+
+    token = RefreshToken.new(user.id)
+    await request.app[STORE].create(
+        NewSession(
+            user_id=user.id,
+            session_id=token.session_id,
+            token_hash=token.hash,
+            user_agent=request.headers.get("User-Agent", "")[:MAX_USER_AGENT],
+            ip=request.remote or "",
+        )
+    )
+    request["user_id"] = user.id
+    log.info("session created", extra={"user_id": user.id, "sid": token.session_id})
+    return _token_pair(request, token)
+
+
+@routes.post("/user/refresh-token")
+async def refresh_token(request: web.Request) -> web.Response:
+    presented = _refresh_token_from(request)
+    successor = RefreshToken.new(presented.user_id, presented.session_id)
+
+    outcome = await request.app[STORE].rotate(
+        presented.user_id, presented.session_id, presented.hash, successor.hash
+    )
+    request["user_id"] = presented.user_id
+    if outcome is not Rotation.ROTATED:
+        log.info(
+            "refresh refused",
+            extra={"sid": presented.session_id, "outcome": outcome.value},
+        )
+        raise Unauthorized("the refresh token is not valid", error="invalid_token")
+    return _token_pair(request, successor)
+
+
+@routes.post("/user/logout")
+async def logout(request: web.Request) -> web.Response:
+    token = _refresh_token_from(request)
+    ended = await request.app[STORE].revoke(token.user_id, token.session_id, token.hash)
+    request["user_id"] = token.user_id
+    if ended:
+        log.info("session ended", extra={"sid": token.session_id})
+    return web.Response(status=204)
+
+
+def _refresh_token_from(request: web.Request) -> RefreshToken:
+    credentials = bearer_token(request.headers.get("Authorization"))
+    if credentials is None:
+        raise Unauthorized("a refresh token is required")
+    token = RefreshToken.parse(credentials)
+    if token is None:
+        raise Unauthorized("the refresh token is malformed", error="invalid_token")
+    return token
+
+
+def _token_pair(request: web.Request, refresh: RefreshToken) -> web.Response:
+    tokens = request.app[TOKENS]
+    return web.json_response(
+        {
+            "access_token": tokens.issue(refresh.user_id, refresh.session_id),
+            "refresh_token": str(refresh),
+            "token_type": "Bearer",
+            "expires_in": tokens.ttl,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def _hashing(job: Awaitable[T]) -> T:
+    try:
+        return await job
+    except HashingOverloaded:
+        raise ServiceUnavailable("too many logins at once; retry shortly") from None

@@ -1,0 +1,106 @@
+"""Access tokens (short-lived JWTs) and refresh tokens (opaque, stored hashed).
+
+An access token is checked by computation alone, so the proxy never asks the
+store.  A refresh token is ``<user id>__<session id>.<secret>``: the user and
+session ids say where to look, and only a SHA-256 of the 256-bit secret is
+stored, so a copy of the store cannot be turned back into a working token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from gateway.errors import Unauthorized
+
+ALGORITHM = "HS256"
+MAX_TOKEN_LENGTH = 4096
+_REFRESH_PATTERN = re.compile(
+    r"(?P<user>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+    r"__(?P<session>[0-9a-f]{32})\.(?P<secret>[A-Za-z0-9_-]{43})"
+)
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: str
+    session_id: str
+    expires_at: int
+
+
+class AccessTokens:
+    """Issues and verifies HS256 access tokens with the algorithm pinned."""
+
+    def __init__(self, secret: str, ttl: int) -> None:
+        self._key = secret.encode("utf-8")
+        self.ttl = ttl
+
+    def issue(self, user_id: str, session_id: str) -> str:
+        issued = int(time.time())
+        claims = {"sub": user_id, "sid": session_id, "iat": issued}
+        claims["exp"] = issued + self.ttl
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+
+    def verify(self, token: str) -> AccessClaims:
+        """Return the claims of a valid token or raise :class:`Unauthorized`."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise Unauthorized("invalid access token", error="invalid_token")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                options={"require": ["exp", "iat", "sub", "sid"]},
+            )
+        except jwt.InvalidTokenError:
+            raise Unauthorized("invalid access token", error="invalid_token") from None
+        user_id, session_id = claims.get("sub"), claims.get("sid")
+        if not isinstance(user_id, str) or not isinstance(session_id, str):
+            raise Unauthorized("invalid access token", error="invalid_token")
+        return AccessClaims(user_id, session_id, int(claims["exp"]))
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    user_id: str
+    session_id: str
+    secret: str
+
+    @classmethod
+    def new(cls, user_id: str, session_id: str | None = None) -> RefreshToken:
+        """A fresh secret for a new session, or for *session_id* on rotation."""
+        return cls(
+            user_id,
+            session_id or secrets.token_hex(16),
+            secrets.token_urlsafe(32),
+        )
+
+    @classmethod
+    def parse(cls, text: str) -> RefreshToken | None:
+        match = _REFRESH_PATTERN.fullmatch(text)
+        if match is None:
+            return None
+        return cls(match["user"], match["session"], match["secret"])
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.secret.encode("ascii")).hexdigest()
+
+    def __str__(self) -> str:
+        return f"{self.user_id}__{self.session_id}.{self.secret}"
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The credentials of an ``Authorization: Bearer`` header (RFC 6750 2.1)."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    credentials = credentials.strip()
+    return credentials or None

@@ -1,0 +1,97 @@
+"""The ``gateway`` command; the only place that sets up logging."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.config import Config, ConfigError, load_config
+from gateway.logs import configure_logging
+from gateway.sessions import StoreUnavailable, redact_url
+from gateway.users import DatabaseUnavailable
+
+log = logging.getLogger("gateway")
+DEFAULT_CONFIG = Path("config.yaml")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        parser.print_help()
+        return 2
+    try:
+        config = load_config(_config_path(args.config))
+    except ConfigError as exc:
+        print(f"gateway: config: {exc}", file=sys.stderr)
+        return 2
+    return serve(config)
+
+
+def serve(config: Config) -> int:
+    configure_logging(config.log.level, config.log.format)
+    app = create_app(config)
+    log.info(
+        "gateway starting",
+        extra={
+            "listen": f"{config.listen.host}:{config.listen.port}",
+            "upstream": config.upstream.url,
+            "store": redact_url(config.store.url),
+            "database": config.database.path,
+        },
+    )
+    try:
+        web.run_app(
+            app,
+            host=config.listen.host,
+            port=config.listen.port,
+            access_log=None,
+            print=None,
+            shutdown_timeout=10,
+        )
+    except StoreUnavailable:
+        url = redact_url(config.store.url)
+        print(f"gateway: cannot reach the session store at {url}", file=sys.stderr)
+        return 1
+    except DatabaseUnavailable as exc:
+        print(f"gateway: user database: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f"{config.listen.host}:{config.listen.port}"
+        print(f"gateway: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _config_path(given: str | None) -> Path | None:
+    if given:
+        return Path(given)
+    from_env = os.environ.get("GATEWAY_CONFIG")
+    if from_env:
+        return Path(from_env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway", description="Session gateway in front of an upstream."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="run the gateway")
+    serve_cmd.add_argument(
+        "--config",
+        metavar="PATH",
+        help="YAML config file (default: $GATEWAY_CONFIG, then ./config.yaml)",
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""Load and validate the gateway's configuration.
+
+The YAML file gives the base values, ``GATEWAY_<SECTION>_<KEY>`` environment
+variables override them, and every problem is reported as one
+:class:`ConfigError` whose message names the offending key.
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+ENV_PREFIX = "GATEWAY_"
+# Environment variables with the prefix that are not configuration keys.
+ENV_RESERVED = frozenset({"GATEWAY_CONFIG"})
+MIN_HS256_SECRET_BYTES = 32
+STORE_SCHEMES = frozenset({"redis", "rediss", "unix", "memory"})
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ListenConfig:
+    host: str = "0.0.0.0"  # noqa: S104 - a gateway listens for the network
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    url: str = "http://127.0.0.1:9000"
+    timeout: float = 30.0
+    connect_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str = "redis://localhost:6380/0"
+    timeout: float = 2.0
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    path: str = "./data/users.db"
+
+
+@dataclass(frozen=True)
+class JwtConfig:
+    secret: str = field(default="", repr=False)
+    access_ttl: int = 900
+
+
+@dataclass(frozen=True)
+class SessionsConfig:
+    idle_ttl: int = 604800
+    absolute_ttl: int = 2592000
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    host: str = "127.0.0.1"
+    port: int = 9090
+
+
+@dataclass(frozen=True)
+class AccountsConfig:
+    username_min: int = 3
+    username_max: int = 64
+    password_min: int = 8
+    password_max: int = 1024
+    bcrypt_cost: int = 12
+    # Threads that run bcrypt; 0 means one less than the CPU count.
+    hash_workers: int = 0
+    # Hash jobs allowed to wait for a thread before new ones get a 503.
+    hash_queue: int = 64
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    json_body: int = 16384
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    format: str = "json"
+
+
+@dataclass(frozen=True)
+class Config:
+    listen: ListenConfig = ListenConfig()
+    upstream: UpstreamConfig = UpstreamConfig()
+    store: StoreConfig = StoreConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    jwt: JwtConfig = JwtConfig()
+    sessions: SessionsConfig = SessionsConfig()
+    admin: AdminConfig = AdminConfig()
+    accounts: AccountsConfig = AccountsConfig()
+    limits: LimitsConfig = LimitsConfig()
+    log: LogConfig = LogConfig()
+
+
+def load_config(
+    path: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read the file at *path* (if any), apply overrides and validate."""
+    env = os.environ if environ is None else environ
+    raw = _read_file(Path(path)) if path is not None else {}
+    sections = _sections_from_file(raw)
+    _apply_environment(sections, env)
+    config = Config(
+        **{
+            name: _build_section(name, section_type, sections.get(name, {}))
+            for name, section_type in _section_types().items()
+        }
+    )
+    _validate(config)
+    return config
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+def _sections_from_file(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    known = _section_types()
+    sections: dict[str, dict[str, Any]] = {}
+    for name, values in raw.items():
+        if name not in known:
+            raise ConfigError(f"{name}: unknown section")
+        if values is None:
+            values = {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{name}: must be a mapping of keys")
+        keys = _key_types(known[name])
+        for key in values:
+            if key not in keys:
+                raise ConfigError(f"{name}.{key}: unknown key")
+        sections[name] = dict(values)
+    return sections
+
+
+def _apply_environment(
+    sections: dict[str, dict[str, Any]], env: Mapping[str, str]
+) -> None:
+    known = _section_types()
+    for var, text in env.items():
+        if not var.startswith(ENV_PREFIX) or var in ENV_RESERVED:
+            continue
+        section, key = _split_env_name(var, known)
+        key_type = _key_types(known[section])[key]
+        value = _parse_env_value(f"{section}.{key}", var, text, key_type)
+        sections.setdefault(section, {})[key] = value
+
+
+def _split_env_name(var: str, known: dict[str, type[Any]]) -> tuple[str, str]:
+    rest = var[len(ENV_PREFIX) :].lower()
+    for section, section_type in known.items():
+        if rest.startswith(section + "_"):
+            key = rest[len(section) + 1 :]
+            if key in _key_types(section_type):
+                return section, key
+            raise ConfigError(f"{section}.{key}: unknown key (from {var})")
+    raise ConfigError(f"{var}: names no configuration section")
+
+
+def _parse_env_value(name: str, var: str, text: str, key_type: type[Any]) -> Any:
+    if key_type is str:
+        return text
+    if key_type is bool:
+        lowered = text.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{name}: expected true or false in {var}")
+    try:
+        return key_type(text)
+    except ValueError:
+        raise ConfigError(
+            f"{name}: expected {key_type.__name__} in {var}, got {text!r}"
+        ) from None
+
+
+def _build_section(name: str, section_type: type[Any], values: dict[str, Any]) -> Any:
+    types = _key_types(section_type)
+    checked = {
+        key: _check_type(f"{name}.{key}", value, types[key])
+        for key, value in values.items()
+    }
+    return section_type(**checked)
+
+
+def _check_type(name: str, value: Any, key_type: type[Any]) -> Any:
+    # bool is a subclass of int: reject it where a number is expected.
+    if key_type is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, key_type) and not (
+        key_type is not bool and isinstance(value, bool)
+    ):
+        return value
+    expected = {str: "a string", int: "an integer", float: "a number"}
+    wanted = expected.get(key_type, "true or false")
+    raise ConfigError(f"{name}: must be {wanted}, got {type(value).__name__}")
+
+
+def _validate(config: Config) -> None:
+    _require_port("listen.port", config.listen.port)
+    _require_port("admin.port", config.admin.port)
+    _validate_upstream(config.upstream)
+    _validate_store(config.store)
+    if not config.database.path:
+        raise ConfigError("database.path: must not be empty")
+    _validate_jwt(config.jwt)
+    _require_positive("sessions.idle_ttl", config.sessions.idle_ttl)
+    _require_positive("sessions.absolute_ttl", config.sessions.absolute_ttl)
+    _validate_accounts(config.accounts)
+    _require_positive("limits.json_body", config.limits.json_body)
+    _validate_log(config.log)
+
+
+def _validate_upstream(upstream: UpstreamConfig) -> None:
+    parts = urlsplit(upstream.url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError("upstream.url: must be an http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise ConfigError("upstream.url: must not have a query or fragment")
+    _require_positive("upstream.timeout", upstream.timeout)
+    _require_positive("upstream.connect_timeout", upstream.connect_timeout)
+
+
+def _validate_store(store: StoreConfig) -> None:
+    scheme = urlsplit(store.url).scheme
+    if scheme not in STORE_SCHEMES:
+        allowed = ", ".join(f"{s}://" for s in sorted(STORE_SCHEMES))
+        raise ConfigError(f"store.url: scheme must be one of {allowed}")
+    _require_positive("store.timeout", store.timeout)
+
+
+def _validate_jwt(jwt: JwtConfig) -> None:
+    if not jwt.secret:
+        raise ConfigError(
+            "jwt.secret: required; set it in the file or in GATEWAY_JWT_SECRET"
+        )
+    if len(jwt.secret.encode("utf-8")) < MIN_HS256_SECRET_BYTES:
+        raise ConfigError(
+            f"jwt.secret: must be at least {MIN_HS256_SECRET_BYTES} bytes for HS256"
+        )
+    _require_positive("jwt.access_ttl", jwt.access_ttl)
+
+
+def _validate_accounts(accounts: AccountsConfig) -> None:
+    _require_positive("accounts.username_min", accounts.username_min)
+    if accounts.username_max < accounts.username_min:
+        raise ConfigError("accounts.username_max: must be at least username_min")
+    _require_positive("accounts.password_min", accounts.password_min)
+    if accounts.password_max < accounts.password_min:
+        raise ConfigError("accounts.password_max: must be at least password_min")
+    if not 4 <= accounts.bcrypt_cost <= 31:
+        raise ConfigError("accounts.bcrypt_cost: must be between 4 and 31")
+    if accounts.hash_workers < 0:
+        raise ConfigError("accounts.hash_workers: must be 0 (automatic) or more")
+    _require_positive("accounts.hash_queue", accounts.hash_queue)
+
+
+def _validate_log(log: LogConfig) -> None:
+    if log.level.lower() not in {"debug", "info", "warning", "error"}:
+        raise ConfigError("log.level: must be debug, info, warning or error")
+    if log.format not in {"json", "text"}:
+        raise ConfigError("log.format: must be json or text")
+
+
+def _require_port(name: str, port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name}: must be between 1 and 65535")
+
+
+def _require_positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{name}: must be greater than 0")
+
+
+def _section_types() -> dict[str, type[Any]]:
+    return typing.get_type_hints(Config)
+
+
+def _key_types(section_type: type[Any]) -> dict[str, type[Any]]:
+    return typing.get_type_hints(section_type)

@@ -1,0 +1,21 @@
+"""Typed application keys through which handlers reach shared resources."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from gateway.auth.passwords import PasswordHasher
+from gateway.auth.tokens import AccessTokens
+from gateway.config import Config
+from gateway.sessions import SessionStore
+from gateway.users import UserDatabase
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", SessionStore)
+USERS = web.AppKey("users", UserDatabase)
+HASHER = web.AppKey("hasher", PasswordHasher)
+TOKENS = web.AppKey("tokens", AccessTokens)
+UPSTREAM_CLIENT = web.AppKey("upstream_client", aiohttp.ClientSession)
+# Paths the gateway answers itself, with their methods, for 405 answers.
+OWN_ROUTES = web.AppKey("own_routes", dict[str, frozenset[str]])

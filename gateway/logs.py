@@ -1,0 +1,129 @@
+"""Structured logging: the formatter, request context and the access log.
+
+Every line carries the request id (and user id, once known) of the request it
+belongs to, bound once in a context variable.  Nothing here ever logs a
+header value, a body, a token or a query string.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+access_log = logging.getLogger("gateway.access")
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Attributes every LogRecord has; anything else came in through ``extra``.
+_STANDARD_ATTRS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+) | {"message", "asctime", "taskName"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        request_id = request_id_var.get()
+        if request_id is not None:
+            line["request_id"] = request_id
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS:
+                line[key] = value
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """``key=value`` pairs after the message, for people reading a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
+        request_id = request_id_var.get()
+        if request_id is not None:
+            fields = {"request_id": request_id, **fields}
+        pairs = " ".join(f"{key}={value}" for key, value in fields.items())
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        text = f"{stamp} {record.levelname.lower():7} {record.name}: "
+        text += f"{record.getMessage()} {pairs}".rstrip()
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # aiohttp's own access log would repeat ours without the context.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def incoming_request_id(value: str | None) -> str:
+    """Keep a well-formed client request id, otherwise make a new one."""
+    if value and _REQUEST_ID_PATTERN.fullmatch(value):
+        return value
+    return uuid.uuid4().hex
+
+
+def access_log_middleware() -> Middleware:
+    """Bind the request id and write one summary line per request."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = incoming_request_id(request.headers.get(REQUEST_ID_HEADER))
+        request["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status: int | str = "cancelled"
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        finally:
+            access_log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "user_id": request.get("user_id"),
+                    "remote": request.remote,
+                },
+            )
+            request_id_var.reset(token)
+
+    return middleware
+
+
+async def add_request_id_header(
+    request: web.Request, response: web.StreamResponse
+) -> None:
+    """``on_response_prepare`` hook: echo the request id to the client."""
+    request_id = request.get("request_id")
+    if request_id is not None:
+        response.headers[REQUEST_ID_HEADER] = request_id

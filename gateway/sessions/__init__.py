@@ -1,0 +1,83 @@
+"""Session storage: the contract, its backends, and how one is chosen."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit, urlunsplit
+
+from redis import asyncio as aioredis
+
+from gateway.sessions.base import (
+    Lifetimes,
+    NewSession,
+    Rotation,
+    SessionInfo,
+    SessionStore,
+    StoreUnavailable,
+)
+from gateway.sessions.dragonfly import DragonflySessionStore
+from gateway.sessions.memory import MemorySessionStore
+from gateway.sessions.redis import RedisSessionStore, store_errors
+
+__all__ = [
+    "Lifetimes",
+    "NewSession",
+    "Rotation",
+    "SessionInfo",
+    "SessionStore",
+    "StoreUnavailable",
+    "open_store",
+    "redact_url",
+]
+
+log = logging.getLogger("gateway.store")
+
+
+async def open_store(
+    url: str, command_timeout: float, lifetimes: Lifetimes
+) -> SessionStore:
+    """Connect to the store at *url* and pick the backend the server calls for.
+
+    Raises :class:`StoreUnavailable` when the server does not answer.
+    """
+    if urlsplit(url).scheme == "memory":
+        return MemorySessionStore(lifetimes)
+
+    client = aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=command_timeout,
+        socket_connect_timeout=command_timeout,
+        health_check_interval=30,
+    )
+    try:
+        async with store_errors("connect"):
+            info = await client.info("server")
+    except StoreUnavailable:
+        await client.aclose()
+        raise
+
+    store: SessionStore
+    if "dragonfly_version" in info:
+        store = DragonflySessionStore(client, lifetimes)
+        version = info["dragonfly_version"]
+    else:
+        store = RedisSessionStore(client, lifetimes)
+        version = info.get("redis_version", "unknown")
+    log.info(
+        "session store connected",
+        extra={"backend": store.kind, "version": str(version), "url": redact_url(url)},
+    )
+    return store
+
+
+def redact_url(url: str) -> str:
+    """*url* without its password, for logs and error lines."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    netloc = f"{user}:***@{parts.hostname}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))

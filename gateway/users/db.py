@@ -1,0 +1,152 @@
+"""Users in SQLite, reached through aiosqlite.
+
+The schema is versioned with ``PRAGMA user_version`` and migrated forward at
+start.  Uniqueness of names is the database's job (a UNIQUE index on the
+normalized name), so concurrent registrations cannot both succeed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+log = logging.getLogger("gateway.database")
+
+# Each entry moves the schema from version N to N + 1; never edit a shipped one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE users (
+        id            TEXT PRIMARY KEY,
+        username      TEXT NOT NULL,
+        username_key  TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        disabled      INTEGER NOT NULL DEFAULT 0
+    );
+    """,
+)
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not serve the request; retry later."""
+
+
+class UsernameTaken(Exception):
+    """Another user already has this (normalized) name."""
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    username: str
+    password_hash: str
+    disabled: bool
+
+
+def uuid7() -> str:
+    """A time-ordered UUID (RFC 9562 version 7) as a string."""
+    unix_ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (unix_ms & (2**48 - 1)) << 80
+    value |= 0x7 << 76  # version
+    value |= (rand >> 62) << 64  # 12 random bits (rand_a)
+    value |= 0b10 << 62  # variant
+    value |= rand & (2**62 - 1)  # 62 random bits (rand_b)
+    return str(uuid.UUID(int=value))
+
+
+class UserDatabase:
+    """One aiosqlite connection; SQLite serializes the writes."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._db = connection
+
+    @classmethod
+    async def open(cls, path: str) -> UserDatabase:
+        """Open (creating if needed) and migrate the database at *path*."""
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = await aiosqlite.connect(path, isolation_level=None)
+            await connection.execute("PRAGMA journal_mode=WAL")
+            await connection.execute("PRAGMA synchronous=FULL")
+            await connection.execute("PRAGMA busy_timeout=5000")
+            database = cls(connection)
+            await database._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise DatabaseUnavailable(f"cannot open {path}: {exc}") from exc
+        return database
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def schema_version(self) -> int:
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def create_user(
+        self, username: str, username_key: str, password_hash: str
+    ) -> User:
+        user = User(uuid7(), username, password_hash, disabled=False)
+        async with self._errors("create_user"):
+            try:
+                await self._db.execute(
+                    "INSERT INTO users (id, username, username_key, password_hash,"
+                    " created_at) VALUES (?, ?, ?, ?, ?)",
+                    (user.id, username, username_key, password_hash, int(time.time())),
+                )
+            except sqlite3.IntegrityError:
+                raise UsernameTaken(username_key) from None
+        return user
+
+    async def find_by_name(self, username_key: str) -> User | None:
+        async with (
+            self._errors("find_by_name"),
+            self._db.execute(
+                "SELECT id, username, password_hash, disabled FROM users"
+                " WHERE username_key = ?",
+                (username_key,),
+            ) as cursor,
+        ):
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return User(str(row[0]), str(row[1]), str(row[2]), bool(row[3]))
+
+    async def ping(self) -> None:
+        async with self._errors("ping"):
+            await self._db.execute("SELECT 1")
+
+    async def _migrate(self) -> None:
+        current = await self.schema_version()
+        if current > len(MIGRATIONS):
+            raise DatabaseUnavailable(
+                f"schema version {current} is newer than this gateway knows"
+            )
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            # executescript commits on its own; the version bump rides with it.
+            await self._db.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;"
+            )
+            log.info("database migrated", extra={"schema_version": version})
+
+    @asynccontextmanager
+    async def _errors(self, operation: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except UsernameTaken:
+            raise
+        except (sqlite3.Error, ValueError) as exc:
+            # ValueError: aiosqlite raises it when the connection is closed.
+            log.error("database %s failed: %s", operation, exc)
+            raise DatabaseUnavailable(operation) from exc

@@ -1,0 +1,1 @@
+"""A stand-in for the service behind the gateway; it knows nothing of tokens."""
