@@ -28,6 +28,7 @@ from gateway.sessions import Lifetimes, open_store
 from gateway.users import UserDatabase
 
 log = logging.getLogger("gateway")
+MAX_HEADER_FIELD = 128 * 1024
 
 
 def create_app(config: Config) -> web.Application:
@@ -36,7 +37,9 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(
         middlewares=[access_log_middleware(), problem_middleware],
         client_max_size=config.limits.json_body,
-        handler_args={"max_field_size": 16384},
+        # Large enough that an oversized token reaches the token check and
+        # gets a 401 problem, rather than a bare 400 from the HTTP parser.
+        handler_args={"max_field_size": MAX_HEADER_FIELD},
     )
     app[CONFIG] = config
     app[TOKENS] = AccessTokens(config.jwt.secret, config.jwt.access_ttl)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +21,10 @@ from gateway.users import DatabaseUnavailable
 
 log = logging.getLogger("gateway")
 DEFAULT_CONFIG = Path("config.yaml")
+
+
+class ListenFailed(Exception):
+    """The listening socket could not be opened."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,25 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(config: Config) -> int:
     configure_logging(config.log.level, config.log.format)
-    app = create_app(config)
-    log.info(
-        "gateway starting",
-        extra={
-            "listen": f"{config.listen.host}:{config.listen.port}",
-            "upstream": config.upstream.url,
-            "store": redact_url(config.store.url),
-            "database": config.database.path,
-        },
-    )
     try:
-        web.run_app(
-            app,
-            host=config.listen.host,
-            port=config.listen.port,
-            access_log=None,
-            print=None,
-            shutdown_timeout=10,
-        )
+        asyncio.run(_serve(config))
     except StoreUnavailable:
         url = redact_url(config.store.url)
         print(f"gateway: cannot reach the session store at {url}", file=sys.stderr)
@@ -63,11 +52,41 @@ def serve(config: Config) -> int:
     except DatabaseUnavailable as exc:
         print(f"gateway: user database: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        where = f"{config.listen.host}:{config.listen.port}"
-        print(f"gateway: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
+    except ListenFailed as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT; resources opened so far are always closed."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    runner = web.AppRunner(create_app(config), access_log=None, shutdown_timeout=10)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, config.listen.host, config.listen.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            where = f"{config.listen.host}:{config.listen.port}"
+            raise ListenFailed(f"cannot listen on {where}: {exc.strerror}") from exc
+        log.info(
+            "gateway listening",
+            extra={
+                "listen": f"{config.listen.host}:{config.listen.port}",
+                "upstream": config.upstream.url,
+                "store": redact_url(config.store.url),
+                "database": config.database.path,
+            },
+        )
+        await stop.wait()
+        log.info("gateway stopping")
+    finally:
+        await runner.cleanup()
 
 
 def _config_path(given: str | None) -> Path | None:

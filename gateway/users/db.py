@@ -58,7 +58,7 @@ def uuid7() -> str:
     rand = int.from_bytes(os.urandom(10), "big")
     value = (unix_ms & (2**48 - 1)) << 80
     value |= 0x7 << 76  # version
-    value |= (rand >> 62) << 64  # 12 random bits (rand_a)
+    value |= ((rand >> 62) & 0xFFF) << 64  # 12 random bits (rand_a)
     value |= 0b10 << 62  # variant
     value |= rand & (2**62 - 1)  # 62 random bits (rand_b)
     return str(uuid.UUID(int=value))
@@ -73,17 +73,23 @@ class UserDatabase:
     @classmethod
     async def open(cls, path: str) -> UserDatabase:
         """Open (creating if needed) and migrate the database at *path*."""
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             connection = await aiosqlite.connect(path, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise DatabaseUnavailable(f"cannot open {path}: {reason}") from exc
+
+        database = cls(connection)
+        try:
             await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA synchronous=FULL")
             await connection.execute("PRAGMA busy_timeout=5000")
-            database = cls(connection)
             await database._migrate()
-        except (sqlite3.Error, OSError) as exc:
-            raise DatabaseUnavailable(f"cannot open {path}: {exc}") from exc
+        except (sqlite3.Error, DatabaseUnavailable) as exc:
+            await connection.close()
+            raise DatabaseUnavailable(f"cannot use {path}: {exc}") from exc
         return database
 
     async def close(self) -> None:

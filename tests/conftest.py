@@ -1,0 +1,122 @@
+"""Fixtures that start the real servers on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis
+
+from tests import servers
+
+DRAGONFLY_MISSING = (
+    "Dragonfly not available: set DRAGONFLY_URL or put a dragonfly binary on PATH"
+)
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    server = servers.redis_server().start()
+    yield f"redis://{servers.HOST}:{server.port}/0"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def dragonfly_server_url() -> Iterator[str | None]:
+    if os.environ.get("DRAGONFLY_URL"):
+        yield os.environ["DRAGONFLY_URL"]
+        return
+    binary = shutil.which("dragonfly")
+    if binary is None:
+        yield None
+        return
+    server = servers.dragonfly_server(binary).start()
+    yield f"redis://{servers.HOST}:{server.port}/0"
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> str:
+    """A flushed Redis database for this test."""
+    with redis.Redis.from_url(redis_server_url) as client:
+        client.flushall()
+    return redis_server_url
+
+
+@pytest.fixture(params=["memory", "redis", "dragonfly"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """Every session backend that can run here, each as a separate test."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    url = request.getfixturevalue("dragonfly_server_url")
+    if url is None:
+        pytest.skip(DRAGONFLY_MISSING)
+    with redis.Redis.from_url(url) as client:
+        client.flushall()
+    return str(url)
+
+
+@pytest.fixture(scope="session")
+def upstream_demo_url() -> Iterator[str]:
+    server = servers.upstream_demo().start()
+    yield f"http://{servers.HOST}:{server.port}"
+    server.stop()
+
+
+@dataclass
+class Gateway:
+    url: str
+    process: servers.ServerProcess
+    env: dict[str, str]
+
+    def output(self) -> str:
+        return self.process.output()
+
+
+GatewayFactory = Callable[..., Gateway]
+
+
+@pytest.fixture
+def start_gateway(tmp_path: Path, upstream_demo_url: str) -> Iterator[GatewayFactory]:
+    """Start gateway processes; each is stopped at the end of the test."""
+    started: list[servers.ServerProcess] = []
+
+    def start(
+        store_url: str = "memory://",
+        upstream_url: str | None = None,
+        **settings: str,
+    ) -> Gateway:
+        port = servers.free_port()
+        env = servers.gateway_env(
+            port=port,
+            store_url=store_url,
+            upstream_url=upstream_url or upstream_demo_url,
+            database_path=tmp_path / f"users-{port}.db",
+            extra={f"GATEWAY_{key.upper()}": value for key, value in settings.items()},
+        )
+        process = servers.gateway(env, port).start()
+        started.append(process)
+        return Gateway(f"http://{servers.HOST}:{port}", process, env)
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def gateway(start_gateway: GatewayFactory, store_url: str) -> Gateway:
+    """A gateway in front of the upstream demo, once per store backend."""
+    return start_gateway(store_url)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

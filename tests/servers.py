@@ -1,0 +1,166 @@
+"""Real processes for the tests: redis-server, the upstream demo, the gateway.
+
+Each one listens on a free loopback port, is waited for until it accepts
+connections, and is stopped (and its log kept for failure messages) at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+HOST = "127.0.0.1"
+TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"process exited with {process.returncode}:\n{log.read_text()}"
+            )
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port} after 20 s:\n{log.read_text()}")
+
+
+class ServerProcess:
+    """A child process with its output in a temporary log file."""
+
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        port: int,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.command = list(command)
+        self.port = port
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.log = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServerProcess:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+            )
+        wait_for_port(self.port, self.process, self.log)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def redis_server(port: int | None = None) -> ServerProcess:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (make test installs it)")
+    port = port or free_port()
+    command = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        HOST,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "yes",
+    ]
+    return ServerProcess("redis", command, port)
+
+
+def dragonfly_server(binary: str) -> ServerProcess:
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", HOST, "--dbfilename", ""]
+    return ServerProcess("dragonfly", command, port)
+
+
+def upstream_demo() -> ServerProcess:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "upstream_demo",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+    ]
+    return ServerProcess("upstream", command, port)
+
+
+def gateway_env(
+    *,
+    port: int,
+    store_url: str,
+    upstream_url: str,
+    database_path: Path,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Environment for a gateway process: the variables tests care about."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(
+        {
+            "GATEWAY_LISTEN_HOST": HOST,
+            "GATEWAY_LISTEN_PORT": str(port),
+            "GATEWAY_STORE_URL": store_url,
+            "GATEWAY_UPSTREAM_URL": upstream_url,
+            "GATEWAY_DATABASE_PATH": str(database_path),
+            "GATEWAY_JWT_SECRET": TEST_SECRET,
+            "GATEWAY_ACCOUNTS_BCRYPT_COST": "4",
+            "GATEWAY_LOG_LEVEL": "debug",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def gateway(env: Mapping[str, str], port: int) -> ServerProcess:
+    command = [sys.executable, "-m", "gateway", "serve"]
+    # No --config: the tests configure through the environment only.
+    return ServerProcess(
+        "gateway", command, port, env=env, cwd=Path(tempfile.gettempdir())
+    )

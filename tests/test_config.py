@@ -1,0 +1,84 @@
+"""Configuration loading: file, environment overrides and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, load_config
+from tests.servers import TEST_SECRET
+
+SECRET = {"GATEWAY_JWT_SECRET": TEST_SECRET}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_config_loads_with_a_secret_from_the_environment() -> None:
+    """The repository's config.yaml is valid once a secret is supplied."""
+    config = load_config(Path(__file__).parent.parent / "config.yaml", SECRET)
+    assert config.listen.port == 8080
+    assert config.upstream.timeout == 30
+    assert config.store.url == "redis://localhost:6380/0"
+    assert config.jwt.access_ttl == 900
+    assert config.sessions.absolute_ttl == 2592000
+
+
+def test_environment_overrides_file_values(tmp_path: Path) -> None:
+    """GATEWAY_<SECTION>_<KEY> wins over the file and is typed like the key."""
+    path = write(tmp_path, "listen: {port: 1234}\nupstream: {timeout: 5}\n")
+    env = SECRET | {
+        "GATEWAY_LISTEN_PORT": "4321",
+        "GATEWAY_UPSTREAM_TIMEOUT": "2.5",
+        "GATEWAY_JWT_ACCESS_TTL": "60",
+        "GATEWAY_STORE_URL": "memory://",
+        "GATEWAY_CONFIG": "ignored.yaml",
+    }
+    config = load_config(path, env)
+    assert config.listen.port == 4321
+    assert config.upstream.timeout == 2.5
+    assert config.jwt.access_ttl == 60
+    assert config.store.url == "memory://"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "names"),
+    [
+        ("", {}, "jwt.secret"),
+        ("", {"GATEWAY_JWT_SECRET": "short"}, "jwt.secret"),
+        ("listen: {port: eighty}\n", SECRET, "listen.port"),
+        ("listen: {port: true}\n", SECRET, "listen.port"),
+        ("listen: {prot: 80}\n", SECRET, "listen.prot"),
+        ("lisen: {port: 80}\n", SECRET, "lisen"),
+        ("", SECRET | {"GATEWAY_LISTEN_PORT": "x"}, "listen.port"),
+        ("", SECRET | {"GATEWAY_LISTEN_PROT": "80"}, "listen.prot"),
+        ("", SECRET | {"GATEWAY_NOPE_KEY": "1"}, "GATEWAY_NOPE_KEY"),
+        ("upstream: {url: ftp://x}\n", SECRET, "upstream.url"),
+        ("store: {url: 'mongodb://x'}\n", SECRET, "store.url"),
+        ("sessions: {idle_ttl: 0}\n", SECRET, "sessions.idle_ttl"),
+        ("accounts: {bcrypt_cost: 3}\n", SECRET, "accounts.bcrypt_cost"),
+        ("log: {level: loud}\n", SECRET, "log.level"),
+        ("listen: [1, 2]\n", SECRET, "listen"),
+    ],
+)
+def test_bad_settings_name_the_key(
+    tmp_path: Path, text: str, env: dict[str, str], names: str
+) -> None:
+    """Every refusal is one line that names the key at fault."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env)
+    message = str(caught.value)
+    assert names in message
+    assert "\n" not in message
+
+
+def test_unreadable_and_invalid_files_are_reported(tmp_path: Path) -> None:
+    """A missing file or broken YAML is a ConfigError, not a traceback."""
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml", SECRET)
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "listen: {port: [\n"), SECRET)
