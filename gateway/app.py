@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -10,25 +11,31 @@ from aiohttp import web
 
 from gateway.auth.passwords import PasswordHasher
 from gateway.auth.routes import routes as auth_routes
-from gateway.auth.tokens import AccessTokens
+from gateway.auth.session_routes import routes as session_routes
+from gateway.auth.tokens import AccessTokens, rotation_key
 from gateway.config import Config
 from gateway.errors import problem_middleware
+from gateway.forwarding import TrustedProxies
 from gateway.keys import (
     CONFIG,
     HASHER,
     OWN_ROUTES,
+    REVOKED,
+    ROTATION_KEY,
     STORE,
     TOKENS,
+    TRUSTED_PROXIES,
     UPSTREAM_CLIENT,
     USERS,
 )
 from gateway.logs import access_log_middleware, add_request_id_header
 from gateway.proxy import proxy_handler
-from gateway.sessions import Lifetimes, open_store
+from gateway.sessions import RevokedSessions, SessionPolicy, open_store
 from gateway.users import UserDatabase
 
 log = logging.getLogger("gateway")
 MAX_HEADER_FIELD = 128 * 1024
+PRUNE_INTERVAL_S = 60
 
 
 def create_app(config: Config) -> web.Application:
@@ -43,10 +50,16 @@ def create_app(config: Config) -> web.Application:
     )
     app[CONFIG] = config
     app[TOKENS] = AccessTokens(config.jwt.secret, config.jwt.access_ttl)
-    app.cleanup_ctx.extend([_users, _store, _hasher, _upstream_client])
+    app[ROTATION_KEY] = rotation_key(config.jwt.secret)
+    app[REVOKED] = RevokedSessions()
+    app[TRUSTED_PROXIES] = TrustedProxies.parse(config.listen.trusted_proxies)
+    app.cleanup_ctx.extend(
+        [_users, _store, _revocation_feed, _hasher, _upstream_client]
+    )
     app.on_response_prepare.append(add_request_id_header)
 
     app.add_routes(auth_routes)
+    app.add_routes(session_routes)
     app.router.add_get("/.well-known/jwks.json", jwks)
     app[OWN_ROUTES] = _own_routes(app)
     app.router.add_route("*", "/{tail:.*}", proxy_handler)
@@ -66,12 +79,33 @@ async def _users(app: web.Application) -> AsyncIterator[None]:
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    lifetimes = Lifetimes.from_seconds(
-        config.sessions.idle_ttl, config.sessions.absolute_ttl
+    policy = SessionPolicy.from_seconds(
+        idle=config.sessions.idle_ttl,
+        absolute=config.sessions.absolute_ttl,
+        grace=config.sessions.reuse_grace,
+        reissue_in_grace=config.sessions.reissue_in_grace,
+        max_per_user=config.sessions.max_per_user,
     )
-    app[STORE] = await open_store(config.store.url, config.store.timeout, lifetimes)
+    app[STORE] = await open_store(config.store.url, config.store.timeout, policy)
     yield
     await app[STORE].close()
+
+
+async def _revocation_feed(app: web.Application) -> AsyncIterator[None]:
+    """Keep the local revoked list in step with every other gateway."""
+    revoked = app[REVOKED]
+    follower = asyncio.create_task(app[STORE].follow_revocations(revoked.add))
+    pruner = asyncio.create_task(_prune_forever(revoked))
+    yield
+    for task in (follower, pruner):
+        task.cancel()
+    await asyncio.gather(follower, pruner, return_exceptions=True)
+
+
+async def _prune_forever(revoked: RevokedSessions) -> None:
+    while True:
+        await asyncio.sleep(PRUNE_INTERVAL_S)
+        revoked.prune()
 
 
 async def _hasher(app: web.Application) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ variables override them, and every problem is reported as one
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import typing
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ ENV_PREFIX = "GATEWAY_"
 ENV_RESERVED = frozenset({"GATEWAY_CONFIG"})
 MIN_HS256_SECRET_BYTES = 32
 STORE_SCHEMES = frozenset({"redis", "rediss", "unix", "memory"})
+STRINGS = tuple[str, ...]
 
 
 class ConfigError(Exception):
@@ -32,6 +34,8 @@ class ConfigError(Exception):
 class ListenConfig:
     host: str = "0.0.0.0"  # noqa: S104 - a gateway listens for the network
     port: int = 8080
+    # Peers (addresses or CIDR ranges) whose X-Forwarded-* headers are believed.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,14 @@ class JwtConfig:
 class SessionsConfig:
     idle_ttl: int = 604800
     absolute_ttl: int = 2592000
+    # Seconds after a rotation in which the replaced refresh token is not
+    # taken for a copy (no session revocation); later use revokes the session.
+    reuse_grace: float = 5.0
+    # Within reuse_grace, answer the replaced token with the same successor
+    # pair (for clients that lose responses) instead of 401.
+    reissue_in_grace: bool = False
+    # Live sessions per user; the least recently used goes past it. 0: no cap.
+    max_per_user: int = 0
 
 
 @dataclass(frozen=True)
@@ -186,9 +198,11 @@ def _split_env_name(var: str, known: dict[str, type[Any]]) -> tuple[str, str]:
     raise ConfigError(f"{var}: names no configuration section")
 
 
-def _parse_env_value(name: str, var: str, text: str, key_type: type[Any]) -> Any:
+def _parse_env_value(name: str, var: str, text: str, key_type: Any) -> Any:
     if key_type is str:
         return text
+    if key_type == STRINGS:
+        return tuple(item.strip() for item in text.split(",") if item.strip())
     if key_type is bool:
         lowered = text.strip().lower()
         if lowered in {"1", "true", "yes", "on"}:
@@ -213,7 +227,11 @@ def _build_section(name: str, section_type: type[Any], values: dict[str, Any]) -
     return section_type(**checked)
 
 
-def _check_type(name: str, value: Any, key_type: type[Any]) -> Any:
+def _check_type(name: str, value: Any, key_type: Any) -> Any:
+    if key_type == STRINGS:
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{name}: must be a list of strings")
     # bool is a subclass of int: reject it where a number is expected.
     if key_type is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -228,6 +246,13 @@ def _check_type(name: str, value: Any, key_type: type[Any]) -> Any:
 
 def _validate(config: Config) -> None:
     _require_port("listen.port", config.listen.port)
+    for proxy in config.listen.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"listen.trusted_proxies: {proxy!r} is not an address or range"
+            ) from None
     _require_port("admin.port", config.admin.port)
     _validate_upstream(config.upstream)
     _validate_store(config.store)
@@ -236,6 +261,10 @@ def _validate(config: Config) -> None:
     _validate_jwt(config.jwt)
     _require_positive("sessions.idle_ttl", config.sessions.idle_ttl)
     _require_positive("sessions.absolute_ttl", config.sessions.absolute_ttl)
+    if config.sessions.reuse_grace < 0:
+        raise ConfigError("sessions.reuse_grace: must be 0 or more")
+    if config.sessions.max_per_user < 0:
+        raise ConfigError("sessions.max_per_user: must be 0 (no cap) or more")
     _validate_accounts(config.accounts)
     _require_positive("limits.json_body", config.limits.json_body)
     _validate_log(config.log)
@@ -302,9 +331,9 @@ def _require_positive(name: str, value: float) -> None:
         raise ConfigError(f"{name}: must be greater than 0")
 
 
-def _section_types() -> dict[str, type[Any]]:
+def _section_types() -> dict[str, Any]:
     return typing.get_type_hints(Config)
 
 
-def _key_types(section_type: type[Any]) -> dict[str, type[Any]]:
+def _key_types(section_type: Any) -> dict[str, Any]:
     return typing.get_type_hints(section_type)

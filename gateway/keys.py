@@ -8,7 +8,8 @@ from aiohttp import web
 from gateway.auth.passwords import PasswordHasher
 from gateway.auth.tokens import AccessTokens
 from gateway.config import Config
-from gateway.sessions import SessionStore
+from gateway.forwarding import TrustedProxies
+from gateway.sessions import RevokedSessions, SessionStore
 from gateway.users import UserDatabase
 
 CONFIG = web.AppKey("config", Config)
@@ -16,6 +17,9 @@ STORE = web.AppKey("store", SessionStore)
 USERS = web.AppKey("users", UserDatabase)
 HASHER = web.AppKey("hasher", PasswordHasher)
 TOKENS = web.AppKey("tokens", AccessTokens)
+ROTATION_KEY = web.AppKey("rotation_key", bytes)
+REVOKED = web.AppKey("revoked", RevokedSessions)
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)
 UPSTREAM_CLIENT = web.AppKey("upstream_client", aiohttp.ClientSession)
 # Paths the gateway answers itself, with their methods, for 405 answers.
 OWN_ROUTES = web.AppKey("own_routes", dict[str, frozenset[str]])

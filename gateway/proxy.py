@@ -17,10 +17,11 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from gateway.auth.tokens import bearer_token
+from gateway.auth.access import authenticate
 from gateway.config import UpstreamConfig
-from gateway.errors import BadGateway, GatewayTimeout, NotFound, Unauthorized
-from gateway.keys import CONFIG, OWN_ROUTES, TOKENS, UPSTREAM_CLIENT
+from gateway.errors import BadGateway, GatewayTimeout, NotFound
+from gateway.forwarding import forwarded_for_chain
+from gateway.keys import CONFIG, OWN_ROUTES, TRUSTED_PROXIES, UPSTREAM_CLIENT
 from gateway.logs import REQUEST_ID_HEADER
 
 log = logging.getLogger("gateway.proxy")
@@ -61,8 +62,7 @@ _CHUNK = 64 * 1024
 
 async def proxy_handler(request: web.Request) -> web.StreamResponse:
     _refuse_own_paths(request)
-    claims = request.app[TOKENS].verify(_access_token(request))
-    request["user_id"] = claims.user_id
+    claims = authenticate(request)
 
     config = request.app[CONFIG].upstream
     headers = upstream_request_headers(request, claims.user_id)
@@ -88,12 +88,28 @@ def upstream_request_headers(request: web.Request, user_id: str) -> CIMultiDict[
         headers.add(name, raw_value.decode("latin-1"))
 
     headers[IDENTITY_HEADER] = user_id
-    headers["X-Forwarded-For"] = request.remote or ""
-    headers["X-Forwarded-Proto"] = request.scheme
-    if request.host:
-        headers["X-Forwarded-Host"] = request.host
+    headers.update(forwarding_headers(request))
     headers[REQUEST_ID_HEADER] = request["request_id"]
     return headers
+
+
+def forwarding_headers(request: web.Request) -> dict[str, str]:
+    """X-Forwarded-*: extended from a trusted proxy, rebuilt from anyone else."""
+    peer = request.remote or ""
+    if request.app[TRUSTED_PROXIES].peer_is_trusted(request):
+        chain = forwarded_for_chain(request)
+        return {
+            "X-Forwarded-For": ", ".join([*chain, peer]),
+            "X-Forwarded-Proto": request.headers.get(
+                "X-Forwarded-Proto", request.scheme
+            ),
+            "X-Forwarded-Host": request.headers.get("X-Forwarded-Host", request.host),
+        }
+    return {
+        "X-Forwarded-For": peer,
+        "X-Forwarded-Proto": request.scheme,
+        "X-Forwarded-Host": request.host,
+    }
 
 
 def is_identity_header(name: str) -> bool:
@@ -123,13 +139,6 @@ def _refuse_own_paths(request: web.Request) -> None:
     if methods:
         raise web.HTTPMethodNotAllowed(request.method, sorted(methods))
     raise NotFound("no such endpoint")
-
-
-def _access_token(request: web.Request) -> str:
-    token = bearer_token(request.headers.get("Authorization"))
-    if token is None:
-        raise Unauthorized("an access token is required")
-    return token
 
 
 async def _send(

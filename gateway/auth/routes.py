@@ -1,4 +1,4 @@
-"""The ``/user/*`` endpoints: register, login, refresh-token and logout."""
+"""The account endpoints: register, login, refresh-token, logout, password."""
 
 from __future__ import annotations
 
@@ -8,12 +8,21 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from gateway.auth.access import announce_ended, authenticate
 from gateway.auth.body import read_json_object, require_string
 from gateway.auth.passwords import HashingOverloaded
 from gateway.auth.policy import check_password, check_username, username_key
 from gateway.auth.tokens import RefreshToken, bearer_token
 from gateway.errors import Conflict, ServiceUnavailable, Unauthorized
-from gateway.keys import CONFIG, HASHER, STORE, TOKENS, USERS
+from gateway.keys import (
+    CONFIG,
+    HASHER,
+    ROTATION_KEY,
+    STORE,
+    TOKENS,
+    TRUSTED_PROXIES,
+    USERS,
+)
 from gateway.sessions import NewSession, Rotation
 from gateway.users import UsernameTaken
 
@@ -60,45 +69,73 @@ async def login(request: web.Request) -> web.Response:
         raise Unauthorized("wrong username or password")
 
     token = RefreshToken.new(user.id)
-    await request.app[STORE].create(
+    created = await request.app[STORE].create(
         NewSession(
             user_id=user.id,
             session_id=token.session_id,
             token_hash=token.hash,
-            user_agent=request.headers.get("User-Agent", "")[:MAX_USER_AGENT],
-            ip=request.remote or "",
+            user_agent=_printable(request.headers.get("User-Agent", "")),
+            ip=request.app[TRUSTED_PROXIES].client_address(request),
         )
     )
     request["user_id"] = user.id
     log.info("session created", extra={"user_id": user.id, "sid": token.session_id})
+    await announce_ended(request, user.id, created.evicted, "session cap")
     return _token_pair(request, token)
 
 
 @routes.post("/user/refresh-token")
 async def refresh_token(request: web.Request) -> web.Response:
     presented = _refresh_token_from(request)
-    successor = RefreshToken.new(presented.user_id, presented.session_id)
+    successor = presented.successor(request.app[ROTATION_KEY])
+    request["user_id"] = presented.user_id
 
     outcome = await request.app[STORE].rotate(
         presented.user_id, presented.session_id, presented.hash, successor.hash
     )
-    request["user_id"] = presented.user_id
-    if outcome is not Rotation.ROTATED:
-        log.info(
-            "refresh refused",
-            extra={"sid": presented.session_id, "outcome": outcome.value},
+    if outcome in (Rotation.ROTATED, Rotation.RETRIED):
+        return _token_pair(request, successor)
+
+    if outcome is Rotation.REUSED:
+        log.warning(
+            "refresh token reuse detected; session revoked",
+            extra={"user_id": presented.user_id, "sid": presented.session_id},
         )
-        raise Unauthorized("the refresh token is not valid", error="invalid_token")
-    return _token_pair(request, successor)
+        await announce_ended(
+            request, presented.user_id, [presented.session_id], "reuse"
+        )
+    raise Unauthorized("the refresh token is not valid", error="invalid_token")
 
 
 @routes.post("/user/logout")
 async def logout(request: web.Request) -> web.Response:
     token = _refresh_token_from(request)
-    ended = await request.app[STORE].revoke(token.user_id, token.session_id, token.hash)
     request["user_id"] = token.user_id
+    ended = await request.app[STORE].revoke(token.user_id, token.session_id, token.hash)
     if ended:
-        log.info("session ended", extra={"sid": token.session_id})
+        await announce_ended(request, token.user_id, [token.session_id], "logout")
+    return web.Response(status=204)
+
+
+@routes.post("/user/password")
+async def change_password(request: web.Request) -> web.Response:
+    claims = authenticate(request)
+    config = request.app[CONFIG]
+    body = await read_json_object(request, config.limits.json_body)
+    current = require_string(body, "current_password")
+    new = require_string(body, "new_password")
+    check_password(new, config.accounts)
+
+    users = request.app[USERS]
+    user = await users.find_by_id(claims.user_id)
+    stored = user.password_hash if user is not None else None
+    if not await _hashing(request.app[HASHER].verify(current, stored)):
+        raise Unauthorized("the current password is wrong")
+
+    hashed = await _hashing(request.app[HASHER].hash(new))
+    await users.set_password(claims.user_id, hashed)
+    ended = await request.app[STORE].revoke_all(claims.user_id, keep=claims.session_id)
+    await announce_ended(request, claims.user_id, ended, "password change")
     return web.Response(status=204)
 
 
@@ -123,6 +160,12 @@ def _token_pair(request: web.Request, refresh: RefreshToken) -> web.Response:
         },
         headers={"Cache-Control": "no-store"},
     )
+
+
+def _printable(text: str) -> str:
+    """A user agent fit to store and show: no control characters, bounded."""
+    cleaned = "".join(ch for ch in text if ch.isprintable())
+    return cleaned[:MAX_USER_AGENT]
 
 
 async def _hashing(job: Awaitable[T]) -> T:

@@ -8,7 +8,9 @@ stored, so a copy of the store cannot be turned back into a working token.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -72,13 +74,22 @@ class RefreshToken:
     secret: str
 
     @classmethod
-    def new(cls, user_id: str, session_id: str | None = None) -> RefreshToken:
-        """A fresh secret for a new session, or for *session_id* on rotation."""
-        return cls(
-            user_id,
-            session_id or secrets.token_hex(16),
-            secrets.token_urlsafe(32),
-        )
+    def new(cls, user_id: str) -> RefreshToken:
+        """The first token of a new session."""
+        return cls(user_id, secrets.token_hex(16), secrets.token_urlsafe(32))
+
+    def successor(self, key: bytes) -> RefreshToken:
+        """The token that replaces this one on rotation.
+
+        It is derived (HMAC with a server key), not drawn at random, so a
+        client retrying a refresh whose answer it lost is given the same
+        successor again instead of a second live token.  Without the key,
+        a stolen token does not tell anyone its successor.
+        """
+        message = f"{self.user_id}:{self.session_id}:{self.secret}".encode()
+        digest = hmac.new(key, message, hashlib.sha256).digest()
+        secret = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+        return RefreshToken(self.user_id, self.session_id, secret)
 
     @classmethod
     def parse(cls, text: str) -> RefreshToken | None:
@@ -93,6 +104,13 @@ class RefreshToken:
 
     def __str__(self) -> str:
         return f"{self.user_id}__{self.session_id}.{self.secret}"
+
+
+def rotation_key(jwt_secret: str) -> bytes:
+    """The server key for successor tokens, kept apart from the JWT key."""
+    return hmac.new(
+        jwt_secret.encode("utf-8"), b"refresh-token-rotation", hashlib.sha256
+    ).digest()
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -8,22 +8,26 @@ from urllib.parse import urlsplit, urlunsplit
 from redis import asyncio as aioredis
 
 from gateway.sessions.base import (
-    Lifetimes,
+    Created,
     NewSession,
     Rotation,
     SessionInfo,
+    SessionPolicy,
     SessionStore,
     StoreUnavailable,
 )
 from gateway.sessions.dragonfly import DragonflySessionStore
 from gateway.sessions.memory import MemorySessionStore
 from gateway.sessions.redis import RedisSessionStore, store_errors
+from gateway.sessions.revocations import RevokedSessions
 
 __all__ = [
-    "Lifetimes",
+    "Created",
     "NewSession",
+    "RevokedSessions",
     "Rotation",
     "SessionInfo",
+    "SessionPolicy",
     "SessionStore",
     "StoreUnavailable",
     "open_store",
@@ -34,14 +38,14 @@ log = logging.getLogger("gateway.store")
 
 
 async def open_store(
-    url: str, command_timeout: float, lifetimes: Lifetimes
+    url: str, command_timeout: float, policy: SessionPolicy
 ) -> SessionStore:
     """Connect to the store at *url* and pick the backend the server calls for.
 
     Raises :class:`StoreUnavailable` when the server does not answer.
     """
     if urlsplit(url).scheme == "memory":
-        return MemorySessionStore(lifetimes)
+        return MemorySessionStore(policy)
 
     client = aioredis.Redis.from_url(
         url,
@@ -59,10 +63,10 @@ async def open_store(
 
     store: SessionStore
     if "dragonfly_version" in info:
-        store = DragonflySessionStore(client, lifetimes)
+        store = DragonflySessionStore(client, policy)
         version = info["dragonfly_version"]
     else:
-        store = RedisSessionStore(client, lifetimes)
+        store = RedisSessionStore(client, policy)
         version = info.get("redis_version", "unknown")
     log.info(
         "session store connected",

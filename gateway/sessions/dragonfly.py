@@ -1,95 +1,61 @@
-"""Sessions on Dragonfly, using its native per-member expiry in sets.
+"""Sessions on Dragonfly, using its native per-member expiry.
 
 ``user:{<id>}:sessions`` is a real set whose members are session ids: SADDEX
 adds a member together with its expiry (never SADD then FIELDEXPIRE, which a
 crash in between would leave immortal), FIELDEXPIRE moves it on refresh and
-FIELDTTL reads what is left.  Dragonfly has whole-second member expiry, so the
-member's expiry is the record's rounded up; both must be present for a session
-to be live.  Scripts declare every key they touch, as Dragonfly requires.
+FIELDTTL reads what is left.  The records hash uses HSETEX, so each record
+expires with its member.  Dragonfly expires members in whole seconds; the
+scripts round up.  Everything else (scripts, the revocation feed) is shared
+with the Redis backend.
 """
 
 from __future__ import annotations
 
-from gateway.sessions.base import sessions_key
-from gateway.sessions.redis import (
-    _REVOKE_CHECK,
-    _WRITE_RECORD,
-    RedisSessionStore,
-)
+from typing import ClassVar
 
-# Keep the set key itself no longer than its longest-lived member.
-_EXTEND_SET_KEY = """
-local key_ttl = redis.call('PTTL', KEYS[1])
-if key_ttl == -1 or key_ttl < expires - now then
-  redis.call('PEXPIRE', KEYS[1], expires - now)
+from gateway.sessions.redis import RedisSessionStore
+
+PRIMITIVES = """
+local function live(id, now)
+  return redis.call('SISMEMBER', KEYS[1], id) == 1
+end
+local function seconds(expires, now)
+  return math.ceil((expires - now) / 1000)
+end
+local function add(id, expires, now, record)
+  local left = seconds(expires, now)
+  redis.call('SADDEX', KEYS[1], left, id)
+  redis.call('HSETEX', KEYS[2], left, id, record)
+end
+local function update(id, expires, now, record)
+  local left = seconds(expires, now)
+  redis.call('FIELDEXPIRE', KEYS[1], left, id)
+  redis.call('HSETEX', KEYS[2], left, id, record)
+end
+local function drop(id)
+  redis.call('SREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+end
+local function members(now)
+  return redis.call('SMEMBERS', KEYS[1])
+end
+local function prune(now)
+end
+local function tidy(now, expires)
+  -- Members expire by themselves; the keys must not outlive the last one.
+  for _, key in ipairs(KEYS) do
+    local left = redis.call('PTTL', key)
+    if left == -1 or left < expires - now then
+      redis.call('PEXPIRE', key, expires - now)
+    end
+  end
+end
+local function ttl(id, now)
+  return redis.call('FIELDTTL', KEYS[1], id)
 end
 """
-
-CREATE_SCRIPT = (
-    _WRITE_RECORD
-    + """
-redis.call('SADDEX', KEYS[1], math.ceil((expires - now) / 1000), ARGV[1])
-"""
-    + _EXTEND_SET_KEY
-    + """
-return expires
-"""
-)
-
-ROTATE_SCRIPT = (
-    """
-local now = tonumber(ARGV[4])
-local record = redis.call('HMGET', KEYS[2], 'rh', 'ax')
-local member = redis.call('SISMEMBER', KEYS[1], ARGV[1])
-if not record[1] or member == 0 then
-  redis.call('DEL', KEYS[2])
-  redis.call('SREM', KEYS[1], ARGV[1])
-  return 0
-end
-if record[1] ~= ARGV[2] then
-  return -1
-end
-local expires = math.min(now + tonumber(ARGV[5]), tonumber(record[2]))
-if expires <= now then
-  redis.call('DEL', KEYS[2])
-  redis.call('SREM', KEYS[1], ARGV[1])
-  return 0
-end
-redis.call('HSET', KEYS[2], 'rh', ARGV[3], 'lu', ARGV[4])
-redis.call('PEXPIREAT', KEYS[2], expires)
-redis.call('FIELDEXPIRE', KEYS[1], math.ceil((expires - now) / 1000), ARGV[1])
-"""
-    + _EXTEND_SET_KEY
-    + """
-return 1
-"""
-)
-
-REVOKE_SCRIPT = _REVOKE_CHECK.format(remove="SREM")
 
 
 class DragonflySessionStore(RedisSessionStore):
     kind = "dragonfly"
-    create_source = CREATE_SCRIPT
-    rotate_source = ROTATE_SCRIPT
-    revoke_source = REVOKE_SCRIPT
-
-    async def _live_members(self, user_id: str) -> list[str]:
-        # SMEMBERS already hides members whose expiry has passed.
-        members = await self.client.smembers(sessions_key(user_id))
-        return sorted(str(member) for member in members)
-
-    async def _member_ttls(
-        self, user_id: str, session_ids: list[str]
-    ) -> dict[str, int]:
-        key = sessions_key(user_id)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for session_id in session_ids:
-                pipe.execute_command("FIELDTTL", key, session_id)
-            replies = await pipe.execute()
-        # FIELDTTL: seconds left, -1 no expiry, -2 no key, -3 no member.
-        return {
-            session_id: int(ttl)
-            for session_id, ttl in zip(session_ids, replies, strict=True)
-            if int(ttl) > 0
-        }
+    primitives: ClassVar[str] = PRIMITIVES

@@ -1,182 +1,184 @@
 """Sessions on Redis-compatible servers (Redis 7, Valkey, KeyDB, managed Redis).
 
 Plain Redis has no per-member expiry in a set, so the user's session set is a
-sorted set scored by each member's expiry time (epoch ms); expired members are
-pruned on every write and ignored on every read.  Each change is one Lua script,
-so a check and the write that depends on it can never interleave.
+sorted set scored by each member's expiry time (epoch ms); expired members and
+their records are pruned on every write and ignored on every read.  The
+revocation feed is a sorted set of ended sessions (the backlog a reconnecting
+gateway reads) plus a pub/sub channel (what a connected gateway hears).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar, cast
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from gateway.sessions import scripts
 from gateway.sessions.base import (
-    Lifetimes,
+    Created,
     NewSession,
+    RevocationHandler,
     Rotation,
     SessionInfo,
+    SessionPolicy,
     SessionStore,
     StoreUnavailable,
     now_ms,
-    record_key,
+    records_key,
+    sessions_from_listing,
     sessions_key,
 )
 
 log = logging.getLogger("gateway.store")
 
-# Shared by both backends: write the record and give it the member's expiry.
-# KEYS: set, record.  ARGV: sid, token_hash, now, idle, absolute, ua, ip.
-_WRITE_RECORD = """
-local now = tonumber(ARGV[3])
-local absolute = now + tonumber(ARGV[5])
-local expires = math.min(now + tonumber(ARGV[4]), absolute)
-redis.call('HSET', KEYS[2], 'rh', ARGV[2], 'ca', ARGV[3], 'lu', ARGV[3],
-           'ax', absolute, 'ua', ARGV[6], 'ip', ARGV[7])
-redis.call('PEXPIREAT', KEYS[2], expires)
-"""
+REVOKED_KEY = "gateway:revoked-sessions"
+REVOCATION_CHANNEL = "gateway:revocations"
+_ROTATIONS = {
+    1: Rotation.ROTATED,
+    2: Rotation.RETRIED,
+    3: Rotation.SUPERSEDED,
+    -2: Rotation.REUSED,
+    0: Rotation.UNKNOWN,
+}
 
-CREATE_SCRIPT = (
-    _WRITE_RECORD
-    + """
-redis.call('ZADD', KEYS[1], expires, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], last[2])
-return expires
+PRIMITIVES = """
+local function live(id, now)
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  return score and tonumber(score) > now
+end
+local function add(id, expires, now, record)
+  redis.call('ZADD', KEYS[1], expires, id)
+  redis.call('HSET', KEYS[2], id, record)
+end
+local update = add
+local function drop(id)
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+end
+local function members(now)
+  return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ms(now), '+inf')
+end
+local function prune(now)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ms(now))) do
+    drop(id)
+  end
+end
+local function tidy(now, expires)
+  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  if last[2] then
+    redis.call('PEXPIREAT', KEYS[1], last[2])
+    redis.call('PEXPIREAT', KEYS[2], last[2])
+  end
+end
+local function ttl(id, now)
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  if not score then return -2 end
+  return math.ceil((tonumber(score) - now) / 1000)
+end
 """
-)
-
-# KEYS: set, record.  ARGV: sid, presented_hash, new_hash, now, idle.
-# Returns 1 rotated, 0 unknown, -1 stale.
-ROTATE_SCRIPT = """
-local now = tonumber(ARGV[4])
-local record = redis.call('HMGET', KEYS[2], 'rh', 'ax')
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not record[1] or not score or tonumber(score) <= now then
-  redis.call('DEL', KEYS[2])
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  return 0
-end
-if record[1] ~= ARGV[2] then
-  return -1
-end
-local expires = math.min(now + tonumber(ARGV[5]), tonumber(record[2]))
-if expires <= now then
-  redis.call('DEL', KEYS[2])
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  return 0
-end
-redis.call('HSET', KEYS[2], 'rh', ARGV[3], 'lu', ARGV[4])
-redis.call('PEXPIREAT', KEYS[2], expires)
-redis.call('ZADD', KEYS[1], expires, ARGV[1])
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], last[2])
-return 1
-"""
-
-# KEYS: set, record.  ARGV: sid, token_hash or ''.  Returns 1 if it ended one.
-_REVOKE_CHECK = """
-local current = redis.call('HGET', KEYS[2], 'rh')
-if not current then
-  redis.call('{remove}', KEYS[1], ARGV[1])
-  return 0
-end
-if ARGV[2] ~= '' and current ~= ARGV[2] then
-  return 0
-end
-redis.call('DEL', KEYS[2])
-redis.call('{remove}', KEYS[1], ARGV[1])
-return 1
-"""
-REVOKE_SCRIPT = _REVOKE_CHECK.format(remove="ZREM")
-
-_RECORD_FIELDS = ("ca", "lu", "ua", "ip")
 
 
 class RedisSessionStore(SessionStore):
     kind = "redis"
-    create_source = CREATE_SCRIPT
-    rotate_source = ROTATE_SCRIPT
-    revoke_source = REVOKE_SCRIPT
+    primitives: ClassVar[str] = PRIMITIVES
 
-    def __init__(self, client: aioredis.Redis, lifetimes: Lifetimes) -> None:
-        super().__init__(lifetimes)
+    def __init__(self, client: aioredis.Redis, policy: SessionPolicy) -> None:
+        super().__init__(policy)
         self.client = client
-        self._create = client.register_script(self.create_source)
-        self._rotate = client.register_script(self.rotate_source)
-        self._revoke = client.register_script(self.revoke_source)
+        self._scripts = {
+            name: client.register_script(source)
+            for name, source in scripts.build(self.primitives).items()
+        }
 
-    async def create(self, session: NewSession) -> int:
-        keys = [
-            sessions_key(session.user_id),
-            record_key(session.user_id, session.session_id),
-        ]
+    async def create(self, session: NewSession) -> Created:
         args: list[str | int] = [
             session.session_id,
             session.token_hash,
             now_ms(),
-            self.lifetimes.idle_ms,
-            self.lifetimes.absolute_ms,
-            session.user_agent,
+            self.policy.idle_ms,
+            self.policy.absolute_ms,
             session.ip,
+            session.user_agent,
+            self.policy.max_per_user,
         ]
-        async with store_errors("create"):
-            expires = await self._create(keys=keys, args=args)
-        return int(expires)
+        reply = await self._run("create", session.user_id, args)
+        return Created(int(reply[0]), tuple(str(sid) for sid in reply[1:]))
 
     async def rotate(
-        self, user_id: str, session_id: str, presented_hash: str, new_hash: str
+        self,
+        user_id: str,
+        session_id: str,
+        presented_hash: str,
+        successor_hash: str,
     ) -> Rotation:
-        keys = [sessions_key(user_id), record_key(user_id, session_id)]
         args: list[str | int] = [
             session_id,
             presented_hash,
-            new_hash,
+            successor_hash,
             now_ms(),
-            self.lifetimes.idle_ms,
+            self.policy.idle_ms,
+            self.policy.grace_ms,
+            1 if self.policy.reissue_in_grace else 0,
         ]
-        async with store_errors("rotate"):
-            outcome = int(await self._rotate(keys=keys, args=args))
-        if outcome == 1:
-            return Rotation.ROTATED
-        return Rotation.STALE if outcome == -1 else Rotation.UNKNOWN
+        return _ROTATIONS[int(await self._run("rotate", user_id, args))]
 
     async def revoke(
         self, user_id: str, session_id: str, token_hash: str | None = None
     ) -> bool:
-        keys = [sessions_key(user_id), record_key(user_id, session_id)]
-        async with store_errors("revoke"):
-            ended = await self._revoke(keys=keys, args=[session_id, token_hash or ""])
-        return int(ended) == 1
+        args: list[str | int] = [session_id, token_hash or "", now_ms()]
+        return int(await self._run("revoke", user_id, args)) == 1
+
+    async def revoke_all(self, user_id: str, keep: str | None = None) -> list[str]:
+        ended = await self._run("revoke_all", user_id, [keep or "", now_ms()])
+        return [str(session_id) for session_id in ended]
 
     async def remaining(self, user_id: str, session_id: str) -> int | None:
-        async with store_errors("remaining"):
-            ttls = await self._member_ttls(user_id, [session_id])
-        return ttls.get(session_id)
+        # The listing script already knows how each backend reads time left.
+        for info in await self.list_sessions(user_id):
+            if info.session_id == session_id:
+                return info.expires_in
+        return None
 
     async def list_sessions(self, user_id: str) -> list[SessionInfo]:
-        async with store_errors("list"):
-            members = await self._live_members(user_id)
-            if not members:
-                return []
-            ttls = await self._member_ttls(user_id, members)
-            async with self.client.pipeline(transaction=False) as pipe:
-                for session_id in members:
-                    pipe.hmget(record_key(user_id, session_id), _RECORD_FIELDS)
-                records = await pipe.execute()
-        sessions = [
-            _session_info(session_id, record, ttls.get(session_id))
-            for session_id, record in zip(members, records, strict=True)
+        flat = await self._run("list", user_id, [now_ms()])
+        rows = [
+            (str(flat[i]), int(flat[i + 1]), str(flat[i + 2]))
+            for i in range(0, len(flat), 3)
         ]
-        live = [info for info in sessions if info is not None]
-        return sorted(live, key=lambda info: info.created_at_ms)
+        return sessions_from_listing(rows)
+
+    async def publish_revocations(
+        self, session_ids: Sequence[str], until_ms: int
+    ) -> None:
+        if not session_ids:
+            return
+        message = f"{until_ms} {' '.join(session_ids)}"
+        async with (
+            store_errors("publish_revocations"),
+            self.client.pipeline(transaction=False) as pipe,
+        ):
+            pipe.zadd(REVOKED_KEY, dict.fromkeys(session_ids, until_ms))
+            pipe.zremrangebyscore(REVOKED_KEY, "-inf", now_ms())
+            pipe.publish(REVOCATION_CHANNEL, message)
+            await pipe.execute()
+
+    async def follow_revocations(self, on_revoked: RevocationHandler) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._follow_once(on_revoked)
+            except (ConnectionError, TimeoutError, OSError, RedisError) as exc:
+                log.warning(
+                    "revocation feed lost; reconnecting",
+                    extra={"error": type(exc).__name__, "retry_in_s": delay},
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     async def ping(self) -> None:
         async with store_errors("ping"):
@@ -185,38 +187,38 @@ class RedisSessionStore(SessionStore):
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def _live_members(self, user_id: str) -> list[str]:
-        members = await self.client.zrangebyscore(
-            sessions_key(user_id), f"({now_ms()}", "+inf"
-        )
-        return [str(member) for member in members]
+    async def _follow_once(self, on_revoked: RevocationHandler) -> None:
+        # Subscribe before reading the backlog, so nothing falls between them.
+        async with self.client.pubsub() as pubsub:
+            await pubsub.subscribe(REVOCATION_CHANNEL)
+            backlog = cast(
+                list[tuple[str, float]],
+                await self.client.zrangebyscore(
+                    REVOKED_KEY, now_ms(), "+inf", withscores=True
+                ),
+            )
+            for session_id, until in backlog:
+                on_revoked(str(session_id), int(until))
+            log.info("revocation feed connected", extra={"backlog": len(backlog)})
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    _deliver(str(message["data"]), on_revoked)
 
-    async def _member_ttls(
-        self, user_id: str, session_ids: list[str]
-    ) -> dict[str, int]:
-        scores = await self.client.zmscore(sessions_key(user_id), session_ids)
-        now = now_ms()
-        return {
-            session_id: math.ceil((score - now) / 1000)
-            for session_id, score in zip(session_ids, scores, strict=True)
-            if score is not None and score > now
-        }
+    async def _run(self, name: str, user_id: str, args: list[str | int]) -> Any:
+        keys = [sessions_key(user_id), records_key(user_id)]
+        async with store_errors(name):
+            return await self._scripts[name](keys=keys, args=args)
 
 
-def _session_info(
-    session_id: str, record: list[Any], expires_in: int | None
-) -> SessionInfo | None:
-    created, last_used, user_agent, ip = record
-    if created is None or expires_in is None:
-        return None
-    return SessionInfo(
-        session_id=session_id,
-        created_at_ms=int(created),
-        last_used_at_ms=int(last_used),
-        expires_in=expires_in,
-        user_agent=user_agent or "",
-        ip=ip or "",
-    )
+def _deliver(data: str, on_revoked: RevocationHandler) -> None:
+    until, *session_ids = data.split(" ")
+    try:
+        until_ms = int(until)
+    except ValueError:
+        log.warning("ignored a malformed revocation message")
+        return
+    for session_id in session_ids:
+        on_revoked(session_id, until_ms)
 
 
 @asynccontextmanager

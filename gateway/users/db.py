@@ -129,6 +129,26 @@ class UserDatabase:
             return None
         return User(str(row[0]), str(row[1]), str(row[2]), bool(row[3]))
 
+    async def find_by_id(self, user_id: str) -> User | None:
+        async with (
+            self._errors("find_by_id"),
+            self._db.execute(
+                "SELECT id, username, password_hash, disabled FROM users WHERE id = ?",
+                (user_id,),
+            ) as cursor,
+        ):
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return User(str(row[0]), str(row[1]), str(row[2]), bool(row[3]))
+
+    async def set_password(self, user_id: str, password_hash: str) -> None:
+        async with self._errors("set_password"):
+            await self._db.execute(
+                "UPDATE users SET password_hash = ? WHERE id = ?",
+                (password_hash, user_id),
+            )
+
     async def ping(self) -> None:
         async with self._errors("ping"):
             await self._db.execute("SELECT 1")
