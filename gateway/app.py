@@ -94,8 +94,14 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 async def _revocation_feed(app: web.Application) -> AsyncIterator[None]:
     """Keep the local revoked list in step with every other gateway."""
     revoked = app[REVOKED]
-    follower = asyncio.create_task(app[STORE].follow_revocations(revoked.add))
+    ready = asyncio.Event()
+    follower = asyncio.create_task(app[STORE].follow_revocations(revoked.add, ready))
     pruner = asyncio.create_task(_prune_forever(revoked))
+    # Serve no request before the revocations published while away are in.
+    try:
+        await asyncio.wait_for(ready.wait(), timeout=app[CONFIG].store.timeout * 2)
+    except TimeoutError:
+        log.warning("starting before the revocation backlog could be read")
     yield
     for task in (follower, pruner):
         task.cancel()

@@ -10,6 +10,7 @@ feed that tells every gateway which sessions have ended.
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
 import time
 from collections.abc import Callable, Sequence
@@ -208,9 +209,12 @@ class SessionStore(abc.ABC):
         """Tell every gateway that these sessions ended, until *until_ms*."""
 
     @abc.abstractmethod
-    async def follow_revocations(self, on_revoked: RevocationHandler) -> None:
+    async def follow_revocations(
+        self, on_revoked: RevocationHandler, ready: asyncio.Event | None = None
+    ) -> None:
         """Deliver every published revocation, including those published
-        while this gateway was away; runs until cancelled."""
+        while this gateway was away, setting *ready* once those are in;
+        runs until cancelled."""
 
     @abc.abstractmethod
     async def ping(self) -> None:

@@ -147,8 +147,12 @@ class MemorySessionStore(SessionStore):
             for session_id in session_ids:
                 follower(session_id, until_ms)
 
-    async def follow_revocations(self, on_revoked: RevocationHandler) -> None:
+    async def follow_revocations(
+        self, on_revoked: RevocationHandler, ready: asyncio.Event | None = None
+    ) -> None:
         self._followers.append(on_revoked)
+        if ready is not None:
+            ready.set()
         try:
             await asyncio.Event().wait()
         finally:

@@ -167,11 +167,13 @@ class RedisSessionStore(SessionStore):
             pipe.publish(REVOCATION_CHANNEL, message)
             await pipe.execute()
 
-    async def follow_revocations(self, on_revoked: RevocationHandler) -> None:
+    async def follow_revocations(
+        self, on_revoked: RevocationHandler, ready: asyncio.Event | None = None
+    ) -> None:
         delay = 0.1
         while True:
             try:
-                await self._follow_once(on_revoked)
+                await self._follow_once(on_revoked, ready)
             except (ConnectionError, TimeoutError, OSError, RedisError) as exc:
                 log.warning(
                     "revocation feed lost; reconnecting",
@@ -187,7 +189,9 @@ class RedisSessionStore(SessionStore):
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def _follow_once(self, on_revoked: RevocationHandler) -> None:
+    async def _follow_once(
+        self, on_revoked: RevocationHandler, ready: asyncio.Event | None
+    ) -> None:
         # Subscribe before reading the backlog, so nothing falls between them.
         async with self.client.pubsub() as pubsub:
             await pubsub.subscribe(REVOCATION_CHANNEL)
@@ -200,6 +204,8 @@ class RedisSessionStore(SessionStore):
             for session_id, until in backlog:
                 on_revoked(str(session_id), int(until))
             log.info("revocation feed connected", extra={"backlog": len(backlog)})
+            if ready is not None:
+                ready.set()
             async for message in pubsub.listen():
                 if message.get("type") == "message":
                     _deliver(str(message["data"]), on_revoked)

@@ -19,8 +19,7 @@ from gateway.sessions import (
     StoreUnavailable,
     open_store,
 )
-from gateway.sessions.base import records_key, sessions_key
-from gateway.sessions.base import now_ms
+from gateway.sessions.base import now_ms, records_key, sessions_key
 from gateway.users import uuid7
 from tests.servers import free_port
 
@@ -326,7 +325,7 @@ async def test_redis_layout_holds_no_plain_secret_and_no_immortal_key(
         assert [member for member, _ in members] == [token.session_id]
         for key in await client.keys("*"):
             assert await client.pttl(key) > 0, key
-        records = await client.hgetall(records_key(token.user_id))
+        records = cast(dict[str, str], await client.hgetall(records_key(token.user_id)))
         assert list(records) == [token.session_id]
         dumped = repr(records) + repr(members)
         assert token.secret not in dumped
