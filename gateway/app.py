@@ -22,6 +22,7 @@ from gateway.keys import (
     OWN_ROUTES,
     REVOKED,
     ROTATION_KEY,
+    ROUTER,
     STORE,
     TOKENS,
     TRUSTED_PROXIES,
@@ -30,6 +31,7 @@ from gateway.keys import (
 )
 from gateway.logs import access_log_middleware, add_request_id_header
 from gateway.proxy import proxy_handler
+from gateway.routing import Route, Router
 from gateway.sessions import RevokedSessions, SessionPolicy, open_store
 from gateway.users import UserDatabase
 
@@ -53,6 +55,10 @@ def create_app(config: Config) -> web.Application:
     app[ROTATION_KEY] = rotation_key(config.jwt.secret)
     app[REVOKED] = RevokedSessions()
     app[TRUSTED_PROXIES] = TrustedProxies.parse(config.listen.trusted_proxies)
+    app[ROUTER] = Router(
+        [Route.from_config(route) for route in config.routes],
+        Route.default(config.upstream),
+    )
     app.cleanup_ctx.extend(
         [_users, _store, _revocation_feed, _hasher, _upstream_client]
     )
@@ -72,7 +78,8 @@ async def jwks(request: web.Request) -> web.Response:
 
 
 async def _users(app: web.Application) -> AsyncIterator[None]:
-    app[USERS] = await UserDatabase.open(app[CONFIG].database.path)
+    database = app[CONFIG].database
+    app[USERS] = await UserDatabase.open(database.path, database.busy_timeout)
     yield
     await app[USERS].close()
 
@@ -126,13 +133,8 @@ async def _hasher(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
-    upstream = app[CONFIG].upstream
     client = aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(
-            total=None,
-            sock_connect=upstream.connect_timeout,
-            sock_read=upstream.timeout,
-        ),
+        # Timeouts are set per request, from the route.
         # Bodies pass through as they are; cookies belong to the clients,
         # never to the gateway's shared session.
         auto_decompress=False,

@@ -65,7 +65,14 @@ async def _serve(config: Config) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
-    runner = web.AppRunner(create_app(config), access_log=None, shutdown_timeout=10)
+    # A client that hangs up cancels its handler, and with it the upstream
+    # request; SIGTERM lets requests in flight finish within the grace.
+    runner = web.AppRunner(
+        create_app(config),
+        access_log=None,
+        handler_cancellation=True,
+        shutdown_timeout=config.listen.shutdown_grace,
+    )
     try:
         await runner.setup()
         site = web.TCPSite(runner, config.listen.host, config.listen.port)

@@ -36,6 +36,8 @@ class ListenConfig:
     port: int = 8080
     # Peers (addresses or CIDR ranges) whose X-Forwarded-* headers are believed.
     trusted_proxies: tuple[str, ...] = ()
+    # Seconds that requests in flight may take to finish after SIGTERM.
+    shutdown_grace: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,24 @@ class UpstreamConfig:
     url: str = "http://127.0.0.1:9000"
     timeout: float = 30.0
     connect_timeout: float = 5.0
+    # Largest request body in bytes passed upstream (413 past it); 0: no limit.
+    max_body: int = 0
+    # Pass the client's Authorization header upstream (off: it stays here).
+    forward_authorization: bool = False
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    """Requests whose path starts with *prefix* (longest prefix wins)."""
+
+    prefix: str
+    upstream: str
+    timeout: float
+    connect_timeout: float
+    max_body: int
+    forward_authorization: bool
+    # Public routes need no token; identity headers are still stripped.
+    public: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,8 @@ class StoreConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     path: str = "./data/users.db"
+    # Seconds to wait for a lock held by another writer before 503.
+    busy_timeout: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +140,9 @@ class Config:
     accounts: AccountsConfig = AccountsConfig()
     limits: LimitsConfig = LimitsConfig()
     log: LogConfig = LogConfig()
+    # Extra upstreams and public paths; file only.  Everything else goes to
+    # upstream.url and needs a token.
+    routes: tuple[RouteConfig, ...] = ()
 
 
 def load_config(
@@ -126,14 +151,14 @@ def load_config(
     """Read the file at *path* (if any), apply overrides and validate."""
     env = os.environ if environ is None else environ
     raw = _read_file(Path(path)) if path is not None else {}
+    raw_routes = raw.pop("routes", None) or []
     sections = _sections_from_file(raw)
     _apply_environment(sections, env)
-    config = Config(
-        **{
-            name: _build_section(name, section_type, sections.get(name, {}))
-            for name, section_type in _section_types().items()
-        }
-    )
+    built = {
+        name: _build_section(name, section_type, sections.get(name, {}))
+        for name, section_type in _section_types().items()
+    }
+    config = Config(**built, routes=_build_routes(raw_routes, built["upstream"]))
     _validate(config)
     return config
 
@@ -244,6 +269,54 @@ def _check_type(name: str, value: Any, key_type: Any) -> Any:
     raise ConfigError(f"{name}: must be {wanted}, got {type(value).__name__}")
 
 
+def _build_routes(raw: Any, upstream: UpstreamConfig) -> tuple[RouteConfig, ...]:
+    """Routes from the file; keys a route leaves out come from ``upstream``."""
+    if not isinstance(raw, list):
+        raise ConfigError("routes: must be a list of routes")
+    types = _key_types(RouteConfig)
+    routes = []
+    for index, entry in enumerate(raw):
+        name = f"routes[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{name}: must be a mapping")
+        for key in entry:
+            if key not in types:
+                raise ConfigError(f"{name}.{key}: unknown key")
+        if "prefix" not in entry:
+            raise ConfigError(f"{name}.prefix: required")
+        values = {
+            "upstream": upstream.url,
+            "timeout": upstream.timeout,
+            "connect_timeout": upstream.connect_timeout,
+            "max_body": upstream.max_body,
+            "forward_authorization": upstream.forward_authorization,
+        } | entry
+        checked = {
+            key: _check_type(f"{name}.{key}", value, types[key])
+            for key, value in values.items()
+        }
+        routes.append(RouteConfig(**checked))
+    return tuple(routes)
+
+
+def _validate_routes(routes: tuple[RouteConfig, ...]) -> None:
+    seen = set()
+    for index, route in enumerate(routes):
+        name = f"routes[{index}]"
+        if not route.prefix.startswith("/") or route.prefix.startswith("/user"):
+            raise ConfigError(
+                f"{name}.prefix: must start with / and not be under /user"
+            )
+        if route.prefix in seen:
+            raise ConfigError(f"{name}.prefix: {route.prefix} appears twice")
+        seen.add(route.prefix)
+        _validate_url(f"{name}.upstream", route.upstream)
+        _require_positive(f"{name}.timeout", route.timeout)
+        _require_positive(f"{name}.connect_timeout", route.connect_timeout)
+        if route.max_body < 0:
+            raise ConfigError(f"{name}.max_body: must be 0 (no limit) or more")
+
+
 def _validate(config: Config) -> None:
     _require_port("listen.port", config.listen.port)
     for proxy in config.listen.trusted_proxies:
@@ -255,6 +328,9 @@ def _validate(config: Config) -> None:
             ) from None
     _require_port("admin.port", config.admin.port)
     _validate_upstream(config.upstream)
+    _validate_routes(config.routes)
+    _require_positive("listen.shutdown_grace", config.listen.shutdown_grace)
+    _require_positive("database.busy_timeout", config.database.busy_timeout)
     _validate_store(config.store)
     if not config.database.path:
         raise ConfigError("database.path: must not be empty")
@@ -271,13 +347,19 @@ def _validate(config: Config) -> None:
 
 
 def _validate_upstream(upstream: UpstreamConfig) -> None:
-    parts = urlsplit(upstream.url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigError("upstream.url: must be an http:// or https:// URL")
-    if parts.query or parts.fragment:
-        raise ConfigError("upstream.url: must not have a query or fragment")
+    _validate_url("upstream.url", upstream.url)
     _require_positive("upstream.timeout", upstream.timeout)
     _require_positive("upstream.connect_timeout", upstream.connect_timeout)
+    if upstream.max_body < 0:
+        raise ConfigError("upstream.max_body: must be 0 (no limit) or more")
+
+
+def _validate_url(name: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(f"{name}: must be an http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{name}: must not have a query or fragment")
 
 
 def _validate_store(store: StoreConfig) -> None:
@@ -332,7 +414,9 @@ def _require_positive(name: str, value: float) -> None:
 
 
 def _section_types() -> dict[str, Any]:
-    return typing.get_type_hints(Config)
+    """The mapping sections; ``routes`` is a list and is read on its own."""
+    hints = typing.get_type_hints(Config)
+    return {name: hint for name, hint in hints.items() if name != "routes"}
 
 
 def _key_types(section_type: Any) -> dict[str, Any]:

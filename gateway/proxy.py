@@ -1,16 +1,18 @@
-"""Forwarding every path the gateway does not own to the upstream.
+"""Forwarding every path the gateway does not own to its upstream.
 
-A request needs a valid access token (checked by computation only, never with
-a store round trip) and then goes upstream with its method, raw path, query
-and streamed body, minus hop-by-hop headers and any identity header the client
-tried to set, plus ``X-User-Id`` and the forwarding headers.
+A request on a protected route needs a valid access token (checked by
+computation and the local revoked list, never with a store round trip).  It
+then goes upstream with its method, raw path, query and streamed body, minus
+hop-by-hop headers and any identity header the client tried to set, plus
+``X-User-Id`` and the forwarding headers.  WebSocket upgrades are handed to
+:mod:`gateway.websocket` after the same checks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 import aiohttp
 from aiohttp import web
@@ -18,11 +20,12 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.auth.access import authenticate
-from gateway.config import UpstreamConfig
-from gateway.errors import BadGateway, GatewayTimeout, NotFound
+from gateway.errors import BadGateway, GatewayTimeout, NotFound, PayloadTooLarge
 from gateway.forwarding import forwarded_for_chain
-from gateway.keys import CONFIG, OWN_ROUTES, TRUSTED_PROXIES, UPSTREAM_CLIENT
+from gateway.keys import OWN_ROUTES, ROUTER, TRUSTED_PROXIES, UPSTREAM_CLIENT
 from gateway.logs import REQUEST_ID_HEADER
+from gateway.routing import Route
+from gateway.websocket import is_websocket_upgrade, proxy_websocket
 
 log = logging.getLogger("gateway.proxy")
 
@@ -42,11 +45,10 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Set by the gateway itself, so a client's copy is never passed on.  Host is
-# rebuilt for the upstream, Authorization stays here, Expect is answered here.
+# rebuilt for the upstream, Expect is answered here.
 _REPLACED_ON_REQUEST = frozenset(
     {
         "host",
-        "authorization",
         "expect",
         "forwarded",
         "x-forwarded-for",
@@ -62,19 +64,26 @@ _CHUNK = 64 * 1024
 
 async def proxy_handler(request: web.Request) -> web.StreamResponse:
     _refuse_own_paths(request)
-    claims = authenticate(request)
+    route = request.app[ROUTER].match(request)
+    user_id = None if route.public else authenticate(request).user_id
+    headers = upstream_request_headers(request, user_id, route)
+    if is_websocket_upgrade(request):
+        return await proxy_websocket(request, route, headers)
 
-    config = request.app[CONFIG].upstream
-    headers = upstream_request_headers(request, claims.user_id)
-    body = request.content if request.body_exists else None
-    upstream = await _send(request, config, headers, body)
+    declared = request.content_length
+    if route.max_body and declared is not None and declared > route.max_body:
+        raise PayloadTooLarge(f"the body must be at most {route.max_body} bytes")
+    body = _limited(request, route.max_body) if request.body_exists else None
+    upstream = await _send(request, route, headers, body)
     try:
         return await _relay(request, upstream)
     finally:
         upstream.release()
 
 
-def upstream_request_headers(request: web.Request, user_id: str) -> CIMultiDict[str]:
+def upstream_request_headers(
+    request: web.Request, user_id: str | None, route: Route
+) -> CIMultiDict[str]:
     """The client's headers as the upstream should see them."""
     headers: CIMultiDict[str] = CIMultiDict()
     dropped = _connection_listed(request.headers.getall("Connection", ()))
@@ -85,36 +94,42 @@ def upstream_request_headers(request: web.Request, user_id: str) -> CIMultiDict[
             continue
         if lowered in _REPLACED_ON_REQUEST or is_identity_header(lowered):
             continue
+        if lowered == "authorization" and not route.forward_authorization:
+            continue
         headers.add(name, raw_value.decode("latin-1"))
 
-    headers[IDENTITY_HEADER] = user_id
+    if user_id is not None:
+        headers[IDENTITY_HEADER] = user_id
     headers.update(forwarding_headers(request))
     headers[REQUEST_ID_HEADER] = request["request_id"]
     return headers
 
 
-def forwarding_headers(request: web.Request) -> dict[str, str]:
-    """X-Forwarded-*: extended from a trusted proxy, rebuilt from anyone else."""
-    peer = request.remote or ""
-    if request.app[TRUSTED_PROXIES].peer_is_trusted(request):
-        chain = forwarded_for_chain(request)
-        return {
-            "X-Forwarded-For": ", ".join([*chain, peer]),
-            "X-Forwarded-Proto": request.headers.get(
-                "X-Forwarded-Proto", request.scheme
-            ),
-            "X-Forwarded-Host": request.headers.get("X-Forwarded-Host", request.host),
-        }
-    return {
-        "X-Forwarded-For": peer,
-        "X-Forwarded-Proto": request.scheme,
-        "X-Forwarded-Host": request.host,
-    }
-
-
 def is_identity_header(name: str) -> bool:
     folded = name.lower().replace("-", "").replace("_", "")
     return folded in _IDENTITY_SPELLINGS
+
+
+def forwarding_headers(request: web.Request) -> dict[str, str]:
+    """X-Forwarded-* and Forwarded (RFC 7239): extended when the peer is a
+    trusted proxy, rebuilt from the connection for anyone else."""
+    peer = request.remote or ""
+    proto, host = request.scheme, request.host
+    ours = f"for={_forwarded_node(peer)};host={_quoted(host)};proto={proto}"
+    if not request.app[TRUSTED_PROXIES].peer_is_trusted(request):
+        return {
+            "X-Forwarded-For": peer,
+            "X-Forwarded-Proto": proto,
+            "X-Forwarded-Host": host,
+            "Forwarded": ours,
+        }
+    earlier = ", ".join(request.headers.getall("Forwarded", ()))
+    return {
+        "X-Forwarded-For": ", ".join([*forwarded_for_chain(request), peer]),
+        "X-Forwarded-Proto": request.headers.get("X-Forwarded-Proto", proto),
+        "X-Forwarded-Host": request.headers.get("X-Forwarded-Host", host),
+        "Forwarded": f"{earlier}, {ours}" if earlier else ours,
+    }
 
 
 def upstream_response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
@@ -130,6 +145,10 @@ def upstream_response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[s
     return headers
 
 
+def upstream_url(route: Route, request: web.Request) -> URL:
+    return URL(route.base_url + request.raw_path, encoded=True)
+
+
 def _refuse_own_paths(request: web.Request) -> None:
     """``/user/*`` belongs to the gateway: never proxied, whatever the method."""
     path = request.path
@@ -141,31 +160,52 @@ def _refuse_own_paths(request: web.Request) -> None:
     raise NotFound("no such endpoint")
 
 
+class _BodyTooLarge(Exception):
+    """The streamed request body went past the route's limit."""
+
+
+async def _limited(request: web.Request, limit: int) -> AsyncIterator[bytes]:
+    """The request body as it arrives, cut off past *limit* bytes (0: none)."""
+    seen = 0
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        seen += len(chunk)
+        if limit and seen > limit:
+            request["body_too_large"] = True
+            raise _BodyTooLarge
+        yield chunk
+
+
 async def _send(
     request: web.Request,
-    config: UpstreamConfig,
+    route: Route,
     headers: CIMultiDict[str],
-    body: aiohttp.StreamReader | None,
+    body: AsyncIterator[bytes] | None,
 ) -> aiohttp.ClientResponse:
-    base = config.url.rstrip("/")
-    url = URL(base + request.raw_path, encoded=True)
     client = request.app[UPSTREAM_CLIENT]
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=route.connect_timeout, sock_read=route.timeout
+    )
     try:
-        async with asyncio.timeout(config.timeout):
+        async with asyncio.timeout(route.timeout):
             return await client.request(
                 request.method,
-                url,
+                upstream_url(route, request),
                 headers=headers,
                 data=body,
                 allow_redirects=False,
+                timeout=timeout,
             )
     except TimeoutError:
-        log.warning("upstream timed out", extra={"upstream": base})
+        log.warning("upstream timed out", extra={"upstream": route.base_url})
         raise GatewayTimeout("the upstream did not answer in time") from None
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, _BodyTooLarge) as exc:
+        if request.get("body_too_large"):
+            raise PayloadTooLarge(
+                f"the body must be at most {route.max_body} bytes"
+            ) from None
         log.warning(
             "upstream unreachable",
-            extra={"upstream": base, "error": type(exc).__name__},
+            extra={"upstream": route.base_url, "error": type(exc).__name__},
         )
         raise BadGateway("the upstream could not be reached") from None
 
@@ -201,3 +241,13 @@ def _connection_listed(values: Iterable[str]) -> frozenset[str]:
         for token in value.split(",")
         if token.strip()
     )
+
+
+def _forwarded_node(address: str) -> str:
+    # RFC 7239 section 6: IPv6 addresses are bracketed and quoted.
+    return f'"[{address}]"' if ":" in address else address or "unknown"
+
+
+def _quoted(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

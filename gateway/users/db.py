@@ -71,7 +71,7 @@ class UserDatabase:
         self._db = connection
 
     @classmethod
-    async def open(cls, path: str) -> UserDatabase:
+    async def open(cls, path: str, busy_timeout: float = 5.0) -> UserDatabase:
         """Open (creating if needed) and migrate the database at *path*."""
         try:
             if path != ":memory:":
@@ -85,7 +85,7 @@ class UserDatabase:
         try:
             await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA synchronous=FULL")
-            await connection.execute("PRAGMA busy_timeout=5000")
+            await connection.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             await database._migrate()
         except (sqlite3.Error, DatabaseUnavailable) as exc:
             await connection.close()

@@ -108,7 +108,10 @@ async def test_forwarding_headers_come_from_the_real_peer(
     assert received.header_values("X-Forwarded-For") == [HOST]
     assert received.header_values("X-Forwarded-Proto") == ["http"]
     assert received.header_values("X-Forwarded-Host") == [proxy.url.split("//")[1]]
-    assert received.header_values("Forwarded") == []
+    host = proxy.url.split("//")[1]
+    assert received.header_values("Forwarded") == [
+        f'for={HOST};host="{host}";proto=http'
+    ]
 
 
 async def test_request_id_is_kept_when_well_formed_and_made_otherwise(

@@ -1,0 +1,80 @@
+"""Which upstream a path goes to, and whether it needs a token.
+
+Routes are matched on the normalized path, longest prefix first; anything no
+route claims goes to ``upstream.url`` and needs a token.  A public route is
+only honoured for plainly written paths: one whose raw form hides a slash or
+a dot behind percent-encoding, or walks with ``..``, could mean something
+else to the upstream, so it needs a token like everything else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from aiohttp import web
+
+from gateway.config import RouteConfig, UpstreamConfig
+
+_AMBIGUOUS_PATH = re.compile(r"%2[ef]|%5c|\\|//|/\.\.?(?:/|$)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Route:
+    prefix: str
+    base_url: str
+    timeout: float
+    connect_timeout: float
+    max_body: int
+    forward_authorization: bool
+    public: bool
+
+    @classmethod
+    def from_config(cls, route: RouteConfig) -> Route:
+        return cls(
+            prefix=route.prefix,
+            base_url=route.upstream.rstrip("/"),
+            timeout=route.timeout,
+            connect_timeout=route.connect_timeout,
+            max_body=route.max_body,
+            forward_authorization=route.forward_authorization,
+            public=route.public,
+        )
+
+    @classmethod
+    def default(cls, upstream: UpstreamConfig) -> Route:
+        return cls(
+            prefix="/",
+            base_url=upstream.url.rstrip("/"),
+            timeout=upstream.timeout,
+            connect_timeout=upstream.connect_timeout,
+            max_body=upstream.max_body,
+            forward_authorization=upstream.forward_authorization,
+            public=False,
+        )
+
+    def covers(self, path: str) -> bool:
+        if self.prefix.endswith("/"):
+            return path.startswith(self.prefix)
+        return path == self.prefix or path.startswith(self.prefix + "/")
+
+
+class Router:
+    def __init__(self, routes: Sequence[Route], default: Route) -> None:
+        self._routes = sorted(routes, key=lambda route: len(route.prefix), reverse=True)
+        self._default = default
+
+    def match(self, request: web.Request) -> Route:
+        path = request.path
+        for route in self._routes:
+            if route.covers(path):
+                if route.public and not _plainly_written(request.raw_path):
+                    return replace(route, public=False)
+                return route
+        return self._default
+
+
+def _plainly_written(raw_path: str) -> bool:
+    path = raw_path.split("?", 1)[0]
+    return _AMBIGUOUS_PATH.search(path) is None
