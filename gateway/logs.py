@@ -78,8 +78,10 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aiohttp's own access log would repeat ours without the context.
+    # aiohttp's own access log would repeat ours without the context, and
+    # aiosqlite's debug lines carry SQL parameters (password hashes).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
 
 
 def incoming_request_id(value: str | None) -> str:

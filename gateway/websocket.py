@@ -12,7 +12,7 @@ import logging
 from typing import Protocol
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from multidict import CIMultiDict
 
 from gateway.errors import BadGateway, GatewayTimeout, Problem
@@ -52,16 +52,21 @@ async def proxy_websocket(
         if part.strip()
     ]
     upstream = await _connect(request, route, headers, protocols)
+    # No automatic answers: a close is answered only after the other side
+    # has it, so a peer that hangs up right after its close handshake cannot
+    # cut the relay (and its close code) short.
     client = web.WebSocketResponse(
         protocols=[upstream.protocol] if upstream.protocol else (),
         autoping=False,
+        autoclose=False,
         max_msg_size=MAX_MESSAGE,
     )
     try:
         await client.prepare(request)
         await _relay_both_ways(client, upstream)
     finally:
-        await upstream.close()
+        if not upstream.closed:
+            await upstream.close()
     return client
 
 
@@ -79,6 +84,7 @@ async def _connect(
                 headers=headers,
                 protocols=protocols,
                 autoping=False,
+                autoclose=False,
                 max_msg_size=MAX_MESSAGE,
             )
     except TimeoutError:
@@ -103,17 +109,34 @@ async def _relay_both_ways(
 ) -> None:
     to_upstream = asyncio.create_task(_pump(client, upstream))
     to_client = asyncio.create_task(_pump(upstream, client))
-    try:
-        await asyncio.wait({to_upstream, to_client}, return_when="FIRST_COMPLETED")
-    finally:
-        for task in (to_upstream, to_client):
-            task.cancel()
-        await asyncio.gather(to_upstream, to_client, return_exceptions=True)
-    await client.close()
+    done, _ = await asyncio.wait(
+        {to_upstream, to_client}, return_when="FIRST_COMPLETED"
+    )
+    # Stop the other direction before closing, so that no receive() is
+    # waiting on a socket while it is closed (aiohttp would answer the close
+    # itself, with its own code).
+    for task in (to_upstream, to_client):
+        task.cancel()
+    await asyncio.gather(to_upstream, to_client, return_exceptions=True)
+
+    finished = done.pop()
+    code, reason = _close_of(finished)
+    first, second = (
+        (upstream, client) if finished is to_upstream else (client, upstream)
+    )
+    await asyncio.shield(_close_in_order(first, second, code, reason))
 
 
-async def _pump(source: _Socket, sink: _Socket) -> None:
-    """Relay frames from *source* to *sink* until either side closes."""
+async def _close_in_order(
+    first: _Socket, second: _Socket, code: int, reason: bytes
+) -> None:
+    """Pass the close on, then answer the side that started it (same code)."""
+    await first.close(code=code, message=reason)
+    await second.close(code=code, message=reason)
+
+
+async def _pump(source: _Socket, sink: _Socket) -> tuple[int, bytes]:
+    """Relay frames from *source* to *sink*; return how *source* closed."""
     while True:
         message = await source.receive()
         kind = message.type
@@ -126,9 +149,12 @@ async def _pump(source: _Socket, sink: _Socket) -> None:
         elif kind is WSMsgType.PONG:
             await sink.pong(message.data)
         elif kind is WSMsgType.CLOSE:
-            reason = (message.extra or "").encode()
-            await sink.close(code=message.data, message=reason)
-            return
+            return int(message.data), (message.extra or "").encode()
         else:  # CLOSING, CLOSED or ERROR: the other side is gone
-            await sink.close()
-            return
+            return int(WSCloseCode.GOING_AWAY), b""
+
+
+def _close_of(task: asyncio.Task[tuple[int, bytes]]) -> tuple[int, bytes]:
+    if task.cancelled() or task.exception() is not None:
+        return int(WSCloseCode.INTERNAL_ERROR), b""
+    return task.result()

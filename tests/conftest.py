@@ -91,8 +91,11 @@ def start_gateway(tmp_path: Path, upstream_demo_url: str) -> Iterator[GatewayFac
     def start(
         store_url: str = "memory://",
         upstream_url: str | None = None,
+        config: str | None = None,
         **settings: str,
     ) -> Gateway:
+        """A gateway configured by *settings* (section_key=value) and, for
+        what only a file can say (routes), the YAML text *config*."""
         port = servers.free_port()
         env = servers.gateway_env(
             port=port,
@@ -101,7 +104,11 @@ def start_gateway(tmp_path: Path, upstream_demo_url: str) -> Iterator[GatewayFac
             database_path=tmp_path / f"users-{port}.db",
             extra={f"GATEWAY_{key.upper()}": value for key, value in settings.items()},
         )
-        process = servers.gateway(env, port).start()
+        config_path = None
+        if config is not None:
+            config_path = tmp_path / f"config-{port}.yaml"
+            config_path.write_text(config)
+        process = servers.gateway(env, port, config_path).start()
         started.append(process)
         return Gateway(f"http://{servers.HOST}:{port}", process, env)
 

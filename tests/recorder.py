@@ -29,6 +29,8 @@ class Received:
 class Recorder:
     url: str
     received: list[Received] = field(default_factory=list)
+    # Requests to /hang whose handler was cancelled by the peer hanging up.
+    cancelled: int = 0
 
 
 GZIPPED = gzip.compress(b"compressed payload " * 100)
@@ -76,6 +78,22 @@ def _routes(recorder: Recorder) -> web.RouteTableDef:
         await asyncio.sleep(5)
         return web.Response(text="late")
 
+    @routes.get("/hang")
+    async def hang(request: web.Request) -> web.Response:
+        await _record(request, recorder)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            recorder.cancelled += 1
+            raise
+        return web.Response(text="never")
+
+    @routes.get("/{head:.*}finish/{seconds}")
+    async def finish(request: web.Request) -> web.Response:
+        await _record(request, recorder)
+        await asyncio.sleep(float(request.match_info["seconds"]))
+        return web.Response(text="finished")
+
     @routes.get("/big/{megabytes}")
     async def big(request: web.Request) -> web.StreamResponse:
         await _record(request, recorder)
@@ -108,7 +126,7 @@ async def recording_upstream() -> AsyncIterator[Recorder]:
     recorder = Recorder(f"http://{HOST}:{port}")
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.add_routes(_routes(recorder))
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, HOST, port)
     await site.start()

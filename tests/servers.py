@@ -158,9 +158,12 @@ def gateway_env(
     return env
 
 
-def gateway(env: Mapping[str, str], port: int) -> ServerProcess:
+def gateway(
+    env: Mapping[str, str], port: int, config: Path | None = None
+) -> ServerProcess:
     command = [sys.executable, "-m", "gateway", "serve"]
-    # No --config: the tests configure through the environment only.
+    if config is not None:
+        command += ["--config", str(config)]
     return ServerProcess(
         "gateway", command, port, env=env, cwd=Path(tempfile.gettempdir())
     )
