@@ -12,7 +12,7 @@ from aiohttp import web
 from gateway.auth.passwords import PasswordHasher
 from gateway.auth.routes import routes as auth_routes
 from gateway.auth.session_routes import routes as session_routes
-from gateway.auth.tokens import AccessTokens, rotation_key
+from gateway.auth.tokens import AccessTokens, PendingRotations, rotation_key
 from gateway.config import Config
 from gateway.errors import problem_middleware
 from gateway.forwarding import TrustedProxies
@@ -20,6 +20,7 @@ from gateway.keys import (
     CONFIG,
     HASHER,
     OWN_ROUTES,
+    PENDING_ROTATIONS,
     REVOKED,
     ROTATION_KEY,
     ROUTER,
@@ -30,7 +31,7 @@ from gateway.keys import (
     USERS,
 )
 from gateway.logs import access_log_middleware, add_request_id_header
-from gateway.proxy import proxy_handler
+from gateway.proxy import expect_continue, proxy_handler
 from gateway.routing import Route, Router
 from gateway.sessions import RevokedSessions, SessionPolicy, open_store
 from gateway.users import UserDatabase
@@ -48,11 +49,13 @@ def create_app(config: Config) -> web.Application:
         client_max_size=config.limits.json_body,
         # Large enough that an oversized token reaches the token check and
         # gets a 401 problem, rather than a bare 400 from the HTTP parser.
-        handler_args={"max_field_size": MAX_HEADER_FIELD},
+        # Request bodies are passed upstream as sent, compressed or not.
+        handler_args={"max_field_size": MAX_HEADER_FIELD, "auto_decompress": False},
     )
     app[CONFIG] = config
     app[TOKENS] = AccessTokens(config.jwt.secret, config.jwt.access_ttl)
     app[ROTATION_KEY] = rotation_key(config.jwt.secret)
+    app[PENDING_ROTATIONS] = PendingRotations()
     app[REVOKED] = RevokedSessions()
     app[TRUSTED_PROXIES] = TrustedProxies.parse(config.listen.trusted_proxies)
     app[ROUTER] = Router(
@@ -68,7 +71,10 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(session_routes)
     app.router.add_get("/.well-known/jwks.json", jwks)
     app[OWN_ROUTES] = _own_routes(app)
-    app.router.add_route("*", "/{tail:.*}", proxy_handler)
+    # [\s\S]: a path may hold an encoded newline, and it is still proxied.
+    app.router.add_route(
+        "*", r"/{tail:[\s\S]*}", proxy_handler, expect_handler=expect_continue
+    )
     return app
 
 
@@ -139,7 +145,7 @@ async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
         # never to the gateway's shared session.
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),
-        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=60),
     )
     app[UPSTREAM_CLIENT] = client

@@ -8,6 +8,7 @@ variables override them, and every problem is reported as one
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import typing
 from collections.abc import Mapping
@@ -253,6 +254,13 @@ def _build_section(name: str, section_type: type[Any], values: dict[str, Any]) -
 
 
 def _check_type(name: str, value: Any, key_type: Any) -> Any:
+    value = _checked_type(name, value, key_type)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name}: must be a finite number")
+    return value
+
+
+def _checked_type(name: str, value: Any, key_type: Any) -> Any:
     if key_type == STRINGS:
         if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
             return tuple(value)
@@ -360,13 +368,28 @@ def _validate_url(name: str, url: str) -> None:
         raise ConfigError(f"{name}: must be an http:// or https:// URL")
     if parts.query or parts.fragment:
         raise ConfigError(f"{name}: must not have a query or fragment")
+    _require_valid_port(name, url)
+
+
+def _require_valid_port(name: str, url: str) -> None:
+    try:
+        port = urlsplit(url).port  # raises ValueError for a bad port
+    except ValueError:
+        raise ConfigError(f"{name}: the port must be a number from 1 to 65535") from None
+    if port == 0:
+        raise ConfigError(f"{name}: the port must not be 0")
 
 
 def _validate_store(store: StoreConfig) -> None:
-    scheme = urlsplit(store.url).scheme
-    if scheme not in STORE_SCHEMES:
+    parts = urlsplit(store.url)
+    if parts.scheme not in STORE_SCHEMES:
         allowed = ", ".join(f"{s}://" for s in sorted(STORE_SCHEMES))
         raise ConfigError(f"store.url: scheme must be one of {allowed}")
+    if parts.scheme in {"redis", "rediss"}:
+        _require_valid_port("store.url", store.url)
+        database = parts.path.lstrip("/")
+        if database and not database.isdigit():
+            raise ConfigError("store.url: the database after / must be a number")
     _require_positive("store.timeout", store.timeout)
 
 

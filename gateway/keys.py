@@ -6,7 +6,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.auth.passwords import PasswordHasher
-from gateway.auth.tokens import AccessTokens
+from gateway.auth.tokens import AccessTokens, PendingRotations
 from gateway.config import Config
 from gateway.forwarding import TrustedProxies
 from gateway.routing import Router
@@ -19,6 +19,7 @@ USERS = web.AppKey("users", UserDatabase)
 HASHER = web.AppKey("hasher", PasswordHasher)
 TOKENS = web.AppKey("tokens", AccessTokens)
 ROTATION_KEY = web.AppKey("rotation_key", bytes)
+PENDING_ROTATIONS = web.AppKey("pending_rotations", PendingRotations)
 REVOKED = web.AppKey("revoked", RevokedSessions)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)
 ROUTER = web.AppKey("router", Router)

@@ -63,13 +63,22 @@ class TextFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id is not None:
             fields = {"request_id": request_id, **fields}
-        pairs = " ".join(f"{key}={value}" for key, value in fields.items())
+        pairs = " ".join(f"{key}={_text_value(value)}" for key, value in fields.items())
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         text = f"{stamp} {record.levelname.lower():7} {record.name}: "
         text += f"{record.getMessage()} {pairs}".rstrip()
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text
+
+
+def _text_value(value: object) -> str:
+    """A value that cannot break the line or forge a field: anything with a
+    space, '=', a quote or a non-printable character is JSON-quoted."""
+    text = str(value)
+    if text and all(ch.isprintable() and ch not in ' ="' for ch in text):
+        return text
+    return json.dumps(text)
 
 
 def configure_logging(level: str, fmt: str) -> None:

@@ -10,8 +10,8 @@ hop-by-hop headers and any identity header the client tried to set, plus
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Iterable
 
 import aiohttp
@@ -20,7 +20,15 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.auth.access import authenticate
-from gateway.errors import BadGateway, GatewayTimeout, NotFound, PayloadTooLarge
+from gateway.errors import (
+    BadGateway,
+    BadRequest,
+    GatewayTimeout,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    problem_response,
+)
 from gateway.forwarding import forwarded_for_chain
 from gateway.keys import OWN_ROUTES, ROUTER, TRUSTED_PROXIES, UPSTREAM_CLIENT
 from gateway.logs import REQUEST_ID_HEADER
@@ -44,41 +52,74 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# Set by the gateway itself, so a client's copy is never passed on.  Host is
-# rebuilt for the upstream, Expect is answered here.
+# Set by the gateway itself, or claims about the client that only the gateway
+# may make, so a client's copy is never passed on.  Host is rebuilt for the
+# upstream, Expect is answered here; the URL overrides are path rewrites some
+# frameworks obey, which would let a client pick a path past the routing.
 _REPLACED_ON_REQUEST = frozenset(
     {
         "host",
         "expect",
         "forwarded",
-        "x-forwarded-for",
-        "x-forwarded-host",
-        "x-forwarded-proto",
         "x-request-id",
+        "x-real-ip",
+        "x-client-ip",
+        "true-client-ip",
+        "x-original-url",
+        "x-rewrite-url",
     }
 )
+_DOT_SEGMENT = re.compile(r"(?:^|/)(?:\.|%2e){1,2}(?:/|$)", re.IGNORECASE)
 # Compared with case, '-' and '_' ignored: X_User_Id is X-User-Id to many servers.
 _IDENTITY_SPELLINGS = frozenset({"xuserid"})
 _CHUNK = 64 * 1024
 
 
 async def proxy_handler(request: web.Request) -> web.StreamResponse:
-    _refuse_own_paths(request)
-    route = request.app[ROUTER].match(request)
-    user_id = None if route.public else authenticate(request).user_id
+    route, user_id = _admit(request)
     headers = upstream_request_headers(request, user_id, route)
     if is_websocket_upgrade(request):
         return await proxy_websocket(request, route, headers)
 
-    declared = request.content_length
-    if route.max_body and declared is not None and declared > route.max_body:
-        raise PayloadTooLarge(f"the body must be at most {route.max_body} bytes")
     body = _limited(request, route.max_body) if request.body_exists else None
     upstream = await _send(request, route, headers, body)
     try:
         return await _relay(request, upstream)
     finally:
         upstream.release()
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """Answer ``Expect: 100-continue`` only for a request that will be let
+    through, so a client never uploads a body just to be refused."""
+    try:
+        _admit(request)
+    except Problem as problem:
+        return problem_response(
+            problem.status, problem.title, problem.detail, problem.headers
+        )
+    except web.HTTPException as exc:
+        return problem_response(exc.status, exc.reason, None, exc.headers)
+    if request.version != aiohttp.HttpVersion11:
+        return None
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return problem_response(417, "Expectation Failed")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the 100 is not part of the response
+    return None
+
+
+def _admit(request: web.Request) -> tuple[Route, str | None]:
+    """The route and user of a request the proxy may forward, or a Problem."""
+    _refuse_own_paths(request)
+    if _DOT_SEGMENT.search(request.rel_url.raw_path):
+        raise BadRequest("the path must not contain . or .. segments")
+    route = request.app[ROUTER].match(request)
+    user_id = None if route.public else authenticate(request).user_id
+    declared = request.content_length
+    if route.max_body and declared is not None and declared > route.max_body:
+        raise PayloadTooLarge(f"the body must be at most {route.max_body} bytes")
+    return route, user_id
 
 
 def upstream_request_headers(
@@ -89,12 +130,13 @@ def upstream_request_headers(
     dropped = _connection_listed(request.headers.getall("Connection", ()))
     for raw_name, raw_value in request.raw_headers:
         name = raw_name.decode("latin-1")
-        lowered = name.lower()
-        if lowered in HOP_BY_HOP or lowered in dropped:
+        # Many servers read X_Forwarded_For as X-Forwarded-For: compare folded.
+        folded = name.lower().replace("_", "-")
+        if folded in HOP_BY_HOP or folded in dropped or _replaced(folded):
             continue
-        if lowered in _REPLACED_ON_REQUEST or is_identity_header(lowered):
+        if is_identity_header(folded):
             continue
-        if lowered == "authorization" and not route.forward_authorization:
+        if folded == "authorization" and not route.forward_authorization:
             continue
         headers.add(name, raw_value.decode("latin-1"))
 
@@ -103,6 +145,10 @@ def upstream_request_headers(
     headers.update(forwarding_headers(request))
     headers[REQUEST_ID_HEADER] = request["request_id"]
     return headers
+
+
+def _replaced(folded: str) -> bool:
+    return folded in _REPLACED_ON_REQUEST or folded.startswith("x-forwarded-")
 
 
 def is_identity_header(name: str) -> bool:
@@ -128,6 +174,7 @@ def forwarding_headers(request: web.Request) -> dict[str, str]:
         "X-Forwarded-For": ", ".join([*forwarded_for_chain(request), peer]),
         "X-Forwarded-Proto": request.headers.get("X-Forwarded-Proto", proto),
         "X-Forwarded-Host": request.headers.get("X-Forwarded-Host", host),
+        "X-Real-IP": request.app[TRUSTED_PROXIES].client_address(request),
         "Forwarded": f"{earlier}, {ours}" if earlier else ours,
     }
 
@@ -146,18 +193,19 @@ def upstream_response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[s
 
 
 def upstream_url(route: Route, request: web.Request) -> URL:
-    return URL(route.base_url + request.raw_path, encoded=True)
+    # rel_url, not raw_path: an absolute-form target (RFC 9112 3.2.2) must
+    # not glue the client's scheme and host onto the upstream's.
+    return URL(route.base_url + request.rel_url.raw_path_qs, encoded=True)
 
 
 def _refuse_own_paths(request: web.Request) -> None:
-    """``/user/*`` belongs to the gateway: never proxied, whatever the method."""
+    """The gateway's own paths are never proxied, whatever the method."""
     path = request.path
-    if path != "/user" and not path.startswith("/user/"):
-        return
     methods = request.app[OWN_ROUTES].get(path)
     if methods:
         raise web.HTTPMethodNotAllowed(request.method, sorted(methods))
-    raise NotFound("no such endpoint")
+    if path == "/user" or path.startswith("/user/"):
+        raise NotFound("no such endpoint")
 
 
 class _BodyTooLarge(Exception):
@@ -185,16 +233,17 @@ async def _send(
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=route.connect_timeout, sock_read=route.timeout
     )
+    # No overall deadline: a slow client upload is not the upstream's delay.
+    # sock_read bounds each wait for the upstream, its first answer included.
     try:
-        async with asyncio.timeout(route.timeout):
-            return await client.request(
-                request.method,
-                upstream_url(route, request),
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-                timeout=timeout,
-            )
+        return await client.request(
+            request.method,
+            upstream_url(route, request),
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+            timeout=timeout,
+        )
     except TimeoutError:
         log.warning("upstream timed out", extra={"upstream": route.base_url})
         raise GatewayTimeout("the upstream did not answer in time") from None
@@ -222,6 +271,9 @@ async def _relay(
     try:
         async for chunk in upstream.content.iter_chunked(_CHUNK):
             await response.write(chunk)
+    except ConnectionResetError:
+        log.info("client went away during the response")
+        return response
     except (aiohttp.ClientError, TimeoutError) as exc:
         # Headers are gone already: all we can do is cut the connection so
         # the client sees a truncated body rather than a complete-looking one.

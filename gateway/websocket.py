@@ -76,7 +76,7 @@ async def _connect(
     headers: CIMultiDict[str],
     protocols: list[str],
 ) -> aiohttp.ClientWebSocketResponse:
-    url = route.base_url.replace("http", "ws", 1) + request.raw_path
+    url = route.base_url.replace("http", "ws", 1) + request.rel_url.raw_path_qs
     try:
         async with asyncio.timeout(route.timeout):
             return await request.app[UPSTREAM_CLIENT].ws_connect(

@@ -20,7 +20,7 @@ async def read_json_object(request: web.Request, limit: int) -> dict[str, Any]:
     raw = await _read_limited(request, limit)
     try:
         value = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicates)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(value, dict):
         raise BadRequest("the body must be a JSON object")
@@ -31,6 +31,11 @@ def require_string(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str):
         raise BadRequest(f"'{name}' is required and must be a string")
+    try:
+        # JSON escapes can spell lone surrogates, which no text can hold.
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"'{name}' is not valid Unicode") from None
     return value
 
 

@@ -17,13 +17,14 @@ from gateway.errors import Conflict, ServiceUnavailable, Unauthorized
 from gateway.keys import (
     CONFIG,
     HASHER,
+    PENDING_ROTATIONS,
     ROTATION_KEY,
     STORE,
     TOKENS,
     TRUSTED_PROXIES,
     USERS,
 )
-from gateway.sessions import NewSession, Rotation
+from gateway.sessions import NewSession, Rotation, StoreUnavailable
 from gateway.users import UsernameTaken
 
 log = logging.getLogger("gateway.auth")
@@ -88,15 +89,26 @@ async def login(request: web.Request) -> web.Response:
 async def refresh_token(request: web.Request) -> web.Response:
     presented = _refresh_token_from(request)
     successor = presented.successor(request.app[ROTATION_KEY])
-    request["user_id"] = presented.user_id
+    pending = request.app[PENDING_ROTATIONS]
 
-    outcome = await request.app[STORE].rotate(
-        presented.user_id, presented.session_id, presented.hash, successor.hash
-    )
+    try:
+        outcome = await request.app[STORE].rotate(
+            presented.user_id,
+            presented.session_id,
+            presented.hash,
+            successor.hash,
+            in_doubt=pending.holds(presented),
+        )
+    except StoreUnavailable:
+        pending.add(presented)
+        raise
     if outcome in (Rotation.ROTATED, Rotation.RETRIED):
+        pending.discard(presented)
+        request["user_id"] = presented.user_id
         return _token_pair(request, successor)
 
     if outcome is Rotation.REUSED:
+        request["user_id"] = presented.user_id
         log.warning(
             "refresh token reuse detected; session revoked",
             extra={"user_id": presented.user_id, "sid": presented.session_id},

@@ -122,3 +122,32 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     credentials = credentials.strip()
     return credentials or None
+
+
+class PendingRotations:
+    """Refreshes that failed here without an answer from the store.
+
+    The store may still have applied such a rotation, leaving the client
+    holding a token that is now the previous one.  Remembering the attempt
+    lets this gateway answer the client's retry with the successor it is
+    owed, instead of taking the retry for reuse of a copied token.
+    """
+
+    def __init__(self, ttl_s: float = 600, limit: int = 10_000) -> None:
+        self._ttl = ttl_s
+        self._limit = limit
+        self._until: dict[tuple[str, str], float] = {}
+
+    def add(self, token: RefreshToken) -> None:
+        now = time.monotonic()
+        if len(self._until) >= self._limit:
+            self._until = {k: t for k, t in self._until.items() if t > now}
+        if len(self._until) < self._limit:
+            self._until[(token.session_id, token.hash)] = now + self._ttl
+
+    def holds(self, token: RefreshToken) -> bool:
+        until = self._until.get((token.session_id, token.hash))
+        return until is not None and until > time.monotonic()
+
+    def discard(self, token: RefreshToken) -> None:
+        self._until.pop((token.session_id, token.hash), None)

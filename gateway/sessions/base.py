@@ -181,8 +181,14 @@ class SessionStore(abc.ABC):
         session_id: str,
         presented_hash: str,
         successor_hash: str,
+        in_doubt: bool = False,
     ) -> Rotation:
-        """Replace the refresh hash if *presented_hash* is current."""
+        """Replace the refresh hash if *presented_hash* is current.
+
+        *in_doubt* says an earlier rotation of this very hash failed without
+        an answer here, so finding it already replaced by *successor_hash*
+        is a retry to answer (RETRIED), not a reuse.
+        """
 
     @abc.abstractmethod
     async def revoke(

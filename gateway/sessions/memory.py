@@ -74,6 +74,7 @@ class MemorySessionStore(SessionStore):
         session_id: str,
         presented_hash: str,
         successor_hash: str,
+        in_doubt: bool = False,
     ) -> Rotation:
         now = now_ms()
         live = self._live(user_id, now)
@@ -94,6 +95,8 @@ class MemorySessionStore(SessionStore):
             return Rotation.ROTATED
         if record.previous_hash != presented_hash:
             return Rotation.UNKNOWN
+        if in_doubt and record.token_hash == successor_hash:
+            return Rotation.RETRIED
         within_grace = now - record.rotated_at_ms <= self.policy.grace_ms
         if within_grace and record.token_hash == successor_hash:
             if self.policy.reissue_in_grace:
@@ -109,7 +112,10 @@ class MemorySessionStore(SessionStore):
         entry = live.get(session_id)
         if entry is None:
             return False
-        if token_hash is not None and entry.record.token_hash != token_hash:
+        if token_hash is not None and token_hash not in (
+            entry.record.token_hash,
+            entry.record.previous_hash,
+        ):
             return False
         del live[session_id]
         return True

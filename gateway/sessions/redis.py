@@ -115,6 +115,7 @@ class RedisSessionStore(SessionStore):
         session_id: str,
         presented_hash: str,
         successor_hash: str,
+        in_doubt: bool = False,
     ) -> Rotation:
         args: list[str | int] = [
             session_id,
@@ -124,6 +125,7 @@ class RedisSessionStore(SessionStore):
             self.policy.idle_ms,
             self.policy.grace_ms,
             1 if self.policy.reissue_in_grace else 0,
+            1 if in_doubt else 0,
         ]
         return _ROTATIONS[int(await self._run("rotate", user_id, args))]
 

@@ -63,7 +63,9 @@ tidy(now, expires)
 return result
 """
 
-# ARGV: sid, presented hash, successor hash, now, idle, grace, reissue (1/0).
+# ARGV: sid, presented hash, successor hash, now, idle, grace, reissue (1/0),
+# in doubt (1/0: this gateway's own earlier rotation with this hash failed
+# without an answer, so its successor is owed to the caller).
 # Returns 1 rotated; for the previous hash within the grace window, 2 (answer
 # with the successor again) or 3 (refuse, keep the session); -2 reused (the
 # session is ended); 0 unknown.
@@ -96,6 +98,9 @@ end
 if fields[2] ~= ARGV[2] then
   return 0
 end
+if fields[1] == ARGV[3] and ARGV[8] == '1' then
+  return 2
+end
 if fields[1] == ARGV[3] and now - tonumber(fields[3]) <= tonumber(ARGV[6]) then
   if ARGV[7] == '1' then
     return 2
@@ -107,6 +112,8 @@ return -2
 """
 
 # ARGV: sid, hash or '' (any), now.  Returns 1 if it ended the session.
+# The hash may be the current one or the one just replaced: whoever holds
+# either is (or was robbed by) the session's owner, and wants it ended.
 REVOKE = """
 local now = tonumber(ARGV[3])
 if not live(ARGV[1], now) then
@@ -115,7 +122,7 @@ if not live(ARGV[1], now) then
 end
 if ARGV[2] ~= '' then
   local fields = parse(redis.call('HGET', KEYS[2], ARGV[1]))
-  if not fields or fields[1] ~= ARGV[2] then
+  if not fields or (fields[1] ~= ARGV[2] and fields[2] ~= ARGV[2]) then
     return 0
   end
 end
