@@ -167,6 +167,7 @@ def forwarding_headers(request: web.Request) -> dict[str, str]:
             "X-Forwarded-For": peer,
             "X-Forwarded-Proto": proto,
             "X-Forwarded-Host": host,
+            "X-Real-IP": peer,
             "Forwarded": ours,
         }
     earlier = ", ".join(request.headers.getall("Forwarded", ()))

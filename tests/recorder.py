@@ -112,7 +112,7 @@ def _routes(recorder: Recorder) -> web.RouteTableDef:
             {"sha256": hashlib.sha256(body).hexdigest(), "length": len(body)}
         )
 
-    @routes.route("*", "/{tail:.*}")
+    @routes.route("*", r"/{tail:[\s\S]*}")
     async def anything(request: web.Request) -> web.Response:
         await _record(request, recorder)
         return web.json_response({"ok": True}, headers={"X-Upstream": "recorder"})
@@ -124,7 +124,10 @@ def _routes(recorder: Recorder) -> web.RouteTableDef:
 async def recording_upstream() -> AsyncIterator[Recorder]:
     port = free_port()
     recorder = Recorder(f"http://{HOST}:{port}")
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    # It records bodies exactly as they arrive, compressed or not.
+    app = web.Application(
+        client_max_size=64 * 1024 * 1024, handler_args={"auto_decompress": False}
+    )
     app.add_routes(_routes(recorder))
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()

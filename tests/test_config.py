@@ -63,6 +63,16 @@ def test_environment_overrides_file_values(tmp_path: Path) -> None:
         ("accounts: {bcrypt_cost: 3}\n", SECRET, "accounts.bcrypt_cost"),
         ("log: {level: loud}\n", SECRET, "log.level"),
         ("listen: [1, 2]\n", SECRET, "listen"),
+        ("", SECRET | {"GATEWAY_STORE_URL": "redis://127.0.0.1:abc/0"}, "store.url"),
+        ("", SECRET | {"GATEWAY_STORE_URL": "redis://127.0.0.1:99999"}, "store.url"),
+        ("", SECRET | {"GATEWAY_STORE_URL": "redis://h:6379/db"}, "store.url"),
+        ("", SECRET | {"GATEWAY_UPSTREAM_URL": "http://h:abc"}, "upstream.url"),
+        ("", SECRET | {"GATEWAY_UPSTREAM_TIMEOUT": "nan"}, "upstream.timeout"),
+        ("", SECRET | {"GATEWAY_UPSTREAM_TIMEOUT": "inf"}, "upstream.timeout"),
+        ("routes: [{prefix: /user/x}]\n", SECRET, "routes[0].prefix"),
+        ("routes: [{prefix: /a, upstream: 'ftp://x'}]\n", SECRET, "routes[0]"),
+        ("routes: [{public: true}]\n", SECRET, "routes[0].prefix"),
+        ("routes: {prefix: /a}\n", SECRET, "routes"),
     ],
 )
 def test_bad_settings_name_the_key(
