@@ -372,12 +372,13 @@ def _validate_url(name: str, url: str) -> None:
 
 
 def _require_valid_port(name: str, url: str) -> None:
+    message = f"{name}: the port must be a number from 1 to 65535"
     try:
         port = urlsplit(url).port  # raises ValueError for a bad port
     except ValueError:
-        raise ConfigError(f"{name}: the port must be a number from 1 to 65535") from None
+        raise ConfigError(message) from None
     if port == 0:
-        raise ConfigError(f"{name}: the port must not be 0")
+        raise ConfigError(message)
 
 
 def _validate_store(store: StoreConfig) -> None:
