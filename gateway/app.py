@@ -12,7 +12,8 @@ from aiohttp import web
 from gateway.auth.passwords import PasswordHasher
 from gateway.auth.routes import routes as auth_routes
 from gateway.auth.session_routes import routes as session_routes
-from gateway.auth.tokens import AccessTokens, PendingRotations, rotation_key
+from gateway.auth.signing import KeyRing
+from gateway.auth.tokens import ROTATION_PURPOSE, AccessTokens, PendingRotations
 from gateway.config import Config
 from gateway.errors import problem_middleware
 from gateway.forwarding import TrustedProxies
@@ -41,7 +42,9 @@ MAX_HEADER_FIELD = 128 * 1024
 PRUNE_INTERVAL_S = 60
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, keys: KeyRing | None = None) -> web.Application:
+    """The gateway; *keys* are loaded from the config when not given."""
+    keys = keys or KeyRing.load(config.jwt)
     # The access log is outermost so that it sees the final status, including
     # the problem responses written by the error middleware inside it.
     app = web.Application(
@@ -53,8 +56,8 @@ def create_app(config: Config) -> web.Application:
         handler_args={"max_field_size": MAX_HEADER_FIELD, "auto_decompress": False},
     )
     app[CONFIG] = config
-    app[TOKENS] = AccessTokens(config.jwt.secret, config.jwt.access_ttl)
-    app[ROTATION_KEY] = rotation_key(config.jwt.secret)
+    app[TOKENS] = AccessTokens(keys, config.jwt)
+    app[ROTATION_KEY] = keys.derive(ROTATION_PURPOSE)
     app[PENDING_ROTATIONS] = PendingRotations()
     app[REVOKED] = RevokedSessions()
     app[TRUSTED_PROXIES] = TrustedProxies.parse(config.listen.trusted_proxies)
@@ -80,7 +83,10 @@ def create_app(config: Config) -> web.Application:
 
 async def jwks(request: web.Request) -> web.Response:
     """Public keys for access tokens; none while they are signed with HS256."""
-    return web.json_response({"keys": []})
+    return web.json_response(
+        request.app[TOKENS].keys.jwks(),
+        headers={"Cache-Control": "public, max-age=300"},
+    )
 
 
 async def _users(app: web.Application) -> AsyncIterator[None]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.auth.signing import KeyRing
 from gateway.config import Config, ConfigError, load_config
 from gateway.logs import configure_logging
 from gateway.sessions import StoreUnavailable, redact_url
@@ -44,7 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve(config: Config) -> int:
     configure_logging(config.log.level, config.log.format)
     try:
-        asyncio.run(_serve(config))
+        keys = KeyRing.load(config.jwt)
+    except ConfigError as exc:
+        print(f"gateway: config: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(config, keys))
     except StoreUnavailable:
         url = redact_url(config.store.url)
         print(f"gateway: cannot reach the session store at {url}", file=sys.stderr)
@@ -58,7 +64,7 @@ def serve(config: Config) -> int:
     return 0
 
 
-async def _serve(config: Config) -> None:
+async def _serve(config: Config, keys: KeyRing) -> None:
     """Run until SIGTERM or SIGINT; resources opened so far are always closed."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -68,7 +74,7 @@ async def _serve(config: Config) -> None:
     # A client that hangs up cancels its handler, and with it the upstream
     # request; SIGTERM lets requests in flight finish within the grace.
     runner = web.AppRunner(
-        create_app(config),
+        create_app(config, keys),
         access_log=None,
         handler_cancellation=True,
         shutdown_timeout=config.listen.shutdown_grace,

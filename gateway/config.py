@@ -25,6 +25,7 @@ ENV_RESERVED = frozenset({"GATEWAY_CONFIG"})
 MIN_HS256_SECRET_BYTES = 32
 STORE_SCHEMES = frozenset({"redis", "rediss", "unix", "memory"})
 STRINGS = tuple[str, ...]
+JWT_ALGORITHMS = ("HS256", "EdDSA", "RS256")
 
 
 class ConfigError(Exception):
@@ -81,7 +82,21 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class JwtConfig:
+    # HS256 signs with the shared secret; EdDSA and RS256 with a private key
+    # whose public half is published at /.well-known/jwks.json.
+    algorithm: str = "HS256"
     secret: str = field(default="", repr=False)
+    private_key_file: str = ""
+    # The PEM text itself, for GATEWAY_JWT_PRIVATE_KEY; wins over the file.
+    private_key: str = field(default="", repr=False)
+    # Earlier signing keys (PEM, public or private) still accepted until the
+    # last token they signed has expired.
+    verify_key_files: tuple[str, ...] = ()
+    issuer: str = ""
+    audience: str = ""
+    # Seconds of clock difference tolerated on exp, nbf and iat.
+    leeway: float = 5.0
+    max_token_bytes: int = 4096
     access_ttl: int = 900
 
 
@@ -395,15 +410,32 @@ def _validate_store(store: StoreConfig) -> None:
 
 
 def _validate_jwt(jwt: JwtConfig) -> None:
-    if not jwt.secret:
+    if jwt.algorithm not in JWT_ALGORITHMS:
+        raise ConfigError(f"jwt.algorithm: must be one of {', '.join(JWT_ALGORITHMS)}")
+    if jwt.algorithm == "HS256":
+        _validate_secret(jwt.secret)
+    elif not (jwt.private_key or jwt.private_key_file):
+        raise ConfigError(
+            f"jwt.private_key_file: required for {jwt.algorithm} (or set "
+            "GATEWAY_JWT_PRIVATE_KEY)"
+        )
+    elif jwt.secret:
+        _validate_secret(jwt.secret)
+    _require_positive("jwt.access_ttl", jwt.access_ttl)
+    _require_positive("jwt.max_token_bytes", jwt.max_token_bytes)
+    if jwt.leeway < 0:
+        raise ConfigError("jwt.leeway: must be 0 or more")
+
+
+def _validate_secret(secret: str) -> None:
+    if not secret:
         raise ConfigError(
             "jwt.secret: required; set it in the file or in GATEWAY_JWT_SECRET"
         )
-    if len(jwt.secret.encode("utf-8")) < MIN_HS256_SECRET_BYTES:
+    if len(secret.encode("utf-8")) < MIN_HS256_SECRET_BYTES:
         raise ConfigError(
             f"jwt.secret: must be at least {MIN_HS256_SECRET_BYTES} bytes for HS256"
         )
-    _require_positive("jwt.access_ttl", jwt.access_ttl)
 
 
 def _validate_accounts(accounts: AccountsConfig) -> None:

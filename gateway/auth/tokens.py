@@ -11,17 +11,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
+from gateway.auth.signing import KeyRing
+from gateway.config import JwtConfig
 from gateway.errors import Unauthorized
 
-ALGORITHM = "HS256"
-MAX_TOKEN_LENGTH = 4096
+# Purpose label for the key that derives successor refresh tokens.
+ROTATION_PURPOSE = b"refresh-token-rotation"
+
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# Header parameters that ask the verifier to fetch or trust a key from the
+# token itself (RFC 7515 4.1); nothing here ever does, so they are refused.
+_REFUSED_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit"})
+_REQUIRED_CLAIMS = ["exp", "iat", "sub", "sid"]
 _REFRESH_PATTERN = re.compile(
     r"(?P<user>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
     r"__(?P<session>[0-9a-f]{32})\.(?P<secret>[A-Za-z0-9_-]{43})"
@@ -36,35 +46,104 @@ class AccessClaims:
 
 
 class AccessTokens:
-    """Issues and verifies HS256 access tokens with the algorithm pinned."""
+    """Issues access tokens and verifies them with the algorithm pinned."""
 
-    def __init__(self, secret: str, ttl: int) -> None:
-        self._key = secret.encode("utf-8")
-        self.ttl = ttl
+    def __init__(self, keys: KeyRing, config: JwtConfig) -> None:
+        self.keys = keys
+        self.ttl = config.access_ttl
+        self._issuer = config.issuer or None
+        self._audience = config.audience or None
+        self._leeway = config.leeway
+        self._max_bytes = config.max_token_bytes
+        self._headers = {"kid": keys.signing_kid} if keys.signing_kid else None
 
     def issue(self, user_id: str, session_id: str) -> str:
         issued = int(time.time())
-        claims = {"sub": user_id, "sid": session_id, "iat": issued}
-        claims["exp"] = issued + self.ttl
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        claims: dict[str, object] = {
+            "sub": user_id,
+            "sid": session_id,
+            "iat": issued,
+            "exp": issued + self.ttl,
+        }
+        if self._issuer:
+            claims["iss"] = self._issuer
+        if self._audience:
+            claims["aud"] = self._audience
+        return jwt.encode(
+            claims,
+            self.keys.signing_key,
+            algorithm=self.keys.algorithm,
+            headers=self._headers,
+        )
 
     def verify(self, token: str) -> AccessClaims:
         """Return the claims of a valid token or raise :class:`Unauthorized`."""
-        if len(token) > MAX_TOKEN_LENGTH:
-            raise Unauthorized("invalid access token", error="invalid_token")
+        key = self._key_for(token)
         try:
             claims = jwt.decode(
                 token,
-                self._key,
-                algorithms=[ALGORITHM],
-                options={"require": ["exp", "iat", "sub", "sid"]},
+                key,
+                algorithms=[self.keys.algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": self._required()},
             )
         except jwt.InvalidTokenError:
-            raise Unauthorized("invalid access token", error="invalid_token") from None
+            raise _invalid() from None
         user_id, session_id = claims.get("sub"), claims.get("sid")
         if not isinstance(user_id, str) or not isinstance(session_id, str):
-            raise Unauthorized("invalid access token", error="invalid_token")
+            raise _invalid()
         return AccessClaims(user_id, session_id, int(claims["exp"]))
+
+    def _key_for(self, token: str) -> Any:
+        """The verifying key, after checks PyJWT leaves to its callers: the
+        exact base64url shape, no duplicate JSON members, the pinned
+        algorithm, and a ``kid`` that names one of our keys."""
+        if len(token) > self._max_bytes or not _TOKEN_SHAPE.fullmatch(token):
+            raise _invalid()
+        header_part, payload_part, _ = token.split(".")
+        header = _strict_json(header_part)
+        if _strict_json(payload_part) is None or header is None:
+            raise _invalid()
+        if header.get("alg") != self.keys.algorithm:
+            raise _invalid()
+        if _REFUSED_HEADERS & header.keys():
+            raise _invalid()
+        if self.keys.algorithm == "HS256":
+            return self.keys.verifying[""]
+        kid = header.get("kid")
+        key = self.keys.verifying.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise _invalid()
+        return key
+
+    def _required(self) -> list[str]:
+        extra = (["iss"] if self._issuer else []) + (["aud"] if self._audience else [])
+        return _REQUIRED_CLAIMS + extra
+
+
+def _invalid() -> Unauthorized:
+    return Unauthorized("invalid access token", error="invalid_token")
+
+
+def _strict_json(segment: str) -> dict[str, Any] | None:
+    """A base64url JSON object with no repeated member, or None."""
+    if len(segment) % 4 == 1:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        value = json.loads(raw, object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names = [name for name, _ in pairs]
+    if len(names) != len(set(names)):
+        raise ValueError("repeated member")
+    return dict(pairs)
 
 
 @dataclass(frozen=True)
@@ -104,13 +183,6 @@ class RefreshToken:
 
     def __str__(self) -> str:
         return f"{self.user_id}__{self.session_id}.{self.secret}"
-
-
-def rotation_key(jwt_secret: str) -> bytes:
-    """The server key for successor tokens, kept apart from the JWT key."""
-    return hmac.new(
-        jwt_secret.encode("utf-8"), b"refresh-token-rotation", hashlib.sha256
-    ).digest()
 
 
 def bearer_token(authorization: str | None) -> str | None:
