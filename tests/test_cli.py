@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import aiohttp
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests import servers
 
@@ -95,3 +97,27 @@ async def test_console_script_serves_and_exits_zero_on_sigterm(
         assert response.status == 200
         assert await response.json() == {"keys": []}
     assert process.stop(signal.SIGTERM) == 0
+
+
+def test_unusable_signing_keys_stop_with_one_line(tmp_path: Path) -> None:
+    """EdDSA without a key, or with an RSA key, is refused at start."""
+    missing = run_gateway({"GATEWAY_JWT_ALGORITHM": "EdDSA"}, tmp_path)
+    assert missing.returncode == 2
+    assert "jwt.private_key_file" in missing.stderr
+
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path / "rsa.pem"
+    path.write_bytes(
+        rsa_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    mismatched = run_gateway(
+        {"GATEWAY_JWT_ALGORITHM": "EdDSA", "GATEWAY_JWT_PRIVATE_KEY_FILE": str(path)},
+        tmp_path,
+    )
+    assert mismatched.returncode == 2
+    assert mismatched.stderr.strip().endswith("EdDSA needs an Ed25519 key")
+    assert "Traceback" not in mismatched.stderr
