@@ -134,6 +134,18 @@ class AccountsConfig:
 
 
 @dataclass(frozen=True)
+class ThrottleConfig:
+    """Failed logins allowed before 429: per username from one address, and
+    per address across usernames.  Buckets refill one attempt at a time."""
+
+    enabled: bool = True
+    login_attempts: int = 10
+    login_refill: int = 30
+    address_attempts: int = 100
+    address_refill: int = 3
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     json_body: int = 16384
 
@@ -155,6 +167,7 @@ class Config:
     admin: AdminConfig = AdminConfig()
     accounts: AccountsConfig = AccountsConfig()
     limits: LimitsConfig = LimitsConfig()
+    throttle: ThrottleConfig = ThrottleConfig()
     log: LogConfig = LogConfig()
     # Extra upstreams and public paths; file only.  Everything else goes to
     # upstream.url and needs a token.
@@ -366,6 +379,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("sessions.max_per_user: must be 0 (no cap) or more")
     _validate_accounts(config.accounts)
     _require_positive("limits.json_body", config.limits.json_body)
+    for key in ("login_attempts", "login_refill", "address_attempts", "address_refill"):
+        _require_positive(f"throttle.{key}", getattr(config.throttle, key))
     _validate_log(config.log)
 
 

@@ -72,6 +72,14 @@ class PasswordHasher:
             # A corrupt stored hash matches nothing.
             return False
 
+    def needs_upgrade(self, hashed: str) -> bool:
+        """Whether *hashed* was made with a lower cost than the current one."""
+        parts = hashed.split("$")
+        # $2b$<cost>$<salt and hash>
+        if len(parts) != 4 or not parts[2].isdigit():
+            return False
+        return int(parts[2]) < self.cost
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 

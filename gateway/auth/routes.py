@@ -12,6 +12,11 @@ from gateway.auth.access import announce_ended, authenticate
 from gateway.auth.body import read_json_object, require_string
 from gateway.auth.passwords import HashingOverloaded
 from gateway.auth.policy import check_password, check_username, username_key
+from gateway.auth.throttling import (
+    admit_password_attempt,
+    admit_taken_name,
+    password_accepted,
+)
 from gateway.auth.tokens import RefreshToken, bearer_token
 from gateway.errors import Conflict, ServiceUnavailable, Unauthorized
 from gateway.keys import (
@@ -48,6 +53,9 @@ async def register(request: web.Request) -> web.Response:
     try:
         user = await request.app[USERS].create_user(username, key, hashed)
     except UsernameTaken:
+        # Saying "taken" is a deliberate leak (see README); probing is slowed.
+        address = request.app[TRUSTED_PROXIES].client_address(request)
+        await admit_taken_name(request, address)
         raise Conflict("that username is taken") from None
 
     request["user_id"] = user.id
@@ -62,12 +70,18 @@ async def login(request: web.Request) -> web.Response:
     username = require_string(body, "username")
     password = require_string(body, "password")
 
-    user = await request.app[USERS].find_by_name(username_key(username))
+    name_key = username_key(username)
+    address = request.app[TRUSTED_PROXIES].client_address(request)
+    await admit_password_attempt(request, f"login:{name_key}", address)
+
+    user = await request.app[USERS].find_by_name(name_key)
     # Unknown names are checked against a stand-in hash: same time, same answer.
     stored = user.password_hash if user is not None else None
     matches = await _hashing(request.app[HASHER].verify(password, stored))
     if user is None or not matches or user.disabled:
         raise Unauthorized("wrong username or password")
+    await password_accepted(request, f"login:{name_key}", address)
+    await _upgrade_hash(request, user.id, password, user.password_hash)
 
     token = RefreshToken.new(user.id)
     created = await request.app[STORE].create(
@@ -76,7 +90,7 @@ async def login(request: web.Request) -> web.Response:
             session_id=token.session_id,
             token_hash=token.hash,
             user_agent=_printable(request.headers.get("User-Agent", "")),
-            ip=request.app[TRUSTED_PROXIES].client_address(request),
+            ip=address,
         )
     )
     request["user_id"] = user.id
@@ -138,17 +152,33 @@ async def change_password(request: web.Request) -> web.Response:
     new = require_string(body, "new_password")
     check_password(new, config.accounts)
 
+    address = request.app[TRUSTED_PROXIES].client_address(request)
+    await admit_password_attempt(request, f"password:{claims.user_id}", address)
     users = request.app[USERS]
     user = await users.find_by_id(claims.user_id)
     stored = user.password_hash if user is not None else None
     if not await _hashing(request.app[HASHER].verify(current, stored)):
         raise Unauthorized("the current password is wrong")
+    await password_accepted(request, f"password:{claims.user_id}", address)
 
     hashed = await _hashing(request.app[HASHER].hash(new))
     await users.set_password(claims.user_id, hashed)
     ended = await request.app[STORE].revoke_all(claims.user_id, keep=claims.session_id)
     await announce_ended(request, claims.user_id, ended, "password change")
     return web.Response(status=204)
+
+
+async def _upgrade_hash(
+    request: web.Request, user_id: str, password: str, stored: str
+) -> None:
+    """Rehash at the configured cost a password hashed with a lower one."""
+    hasher = request.app[HASHER]
+    if not hasher.needs_upgrade(stored):
+        return
+    await request.app[USERS].set_password(
+        user_id, await _hashing(hasher.hash(password))
+    )
+    log.info("password hash upgraded", extra={"user_id": user_id, "cost": hasher.cost})
 
 
 def _refresh_token_from(request: web.Request) -> RefreshToken:

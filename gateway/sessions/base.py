@@ -162,6 +162,10 @@ def records_key(user_id: str) -> str:
     return f"user:{{{user_id}}}:records"
 
 
+def throttle_key(key: str) -> str:
+    return f"throttle:{key}"
+
+
 class SessionStore(abc.ABC):
     """Where sessions live; every method is one atomic step on the store."""
 
@@ -221,6 +225,16 @@ class SessionStore(abc.ABC):
         """Deliver every published revocation, including those published
         while this gateway was away, setting *ready* once those are in;
         runs until cancelled."""
+
+    @abc.abstractmethod
+    async def throttle(self, key: str, capacity: int, refill_s: int) -> int:
+        """Count one attempt against *key*'s bucket (GCRA: *capacity* at
+        once, one more every *refill_s*).  Return 0 when it is allowed, else
+        the seconds until one would be; a refused attempt is not counted."""
+
+    @abc.abstractmethod
+    async def unthrottle(self, key: str) -> None:
+        """Forget *key*'s attempts (after a success)."""
 
     @abc.abstractmethod
     async def ping(self) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from gateway.sessions.redis import RedisSessionStore
+from gateway.sessions.base import throttle_key
+from gateway.sessions.redis import RedisSessionStore, store_errors
 
 PRIMITIVES = """
 local function live(id, now)
@@ -59,3 +60,13 @@ end
 class DragonflySessionStore(RedisSessionStore):
     kind = "dragonfly"
     primitives: ClassVar[str] = PRIMITIVES
+
+    async def throttle(self, key: str, capacity: int, refill_s: int) -> int:
+        # Dragonfly's built-in GCRA limiter: max_burst + 1 attempts at once,
+        # one more per period; the reply's fourth value is the wait, or -1.
+        async with store_errors("throttle"):
+            reply = await self.client.execute_command(  # type: ignore[no-untyped-call]
+                "CL.THROTTLE", throttle_key(key), capacity - 1, 1, refill_s, 1
+            )
+        limited, wait = int(reply[0]), int(reply[3])
+        return max(wait, 1) if limited else 0

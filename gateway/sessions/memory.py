@@ -43,6 +43,8 @@ class MemorySessionStore(SessionStore):
         super().__init__(policy)
         self._users: dict[str, dict[str, _Entry]] = {}
         self._followers: list[RevocationHandler] = []
+        # Throttle key -> theoretical arrival time (GCRA), epoch ms.
+        self._buckets: dict[str, int] = {}
         log.warning(
             "using the embedded memory store: sessions live in this process "
             "only, are not shared with other gateways and are lost on restart"
@@ -163,6 +165,21 @@ class MemorySessionStore(SessionStore):
             await asyncio.Event().wait()
         finally:
             self._followers.remove(on_revoked)
+
+    async def throttle(self, key: str, capacity: int, refill_s: int) -> int:
+        now = now_ms()
+        if len(self._buckets) > 100_000:
+            self._buckets = {k: t for k, t in self._buckets.items() if t > now}
+        interval = refill_s * 1000
+        arrival = max(self._buckets.get(key, 0), now) + interval
+        excess = arrival - now - capacity * interval
+        if excess > 0:
+            return math.ceil(excess / 1000)
+        self._buckets[key] = arrival
+        return 0
+
+    async def unthrottle(self, key: str) -> None:
+        self._buckets.pop(key, None)
 
     async def ping(self) -> None:
         return None

@@ -32,6 +32,7 @@ from gateway.sessions.base import (
     records_key,
     sessions_from_listing,
     sessions_key,
+    throttle_key,
 )
 
 log = logging.getLogger("gateway.store")
@@ -83,6 +84,24 @@ end
 """
 
 
+# GCRA on one key holding the theoretical arrival time (epoch ms).
+# KEYS: bucket.  ARGV: capacity, interval ms, now.  Returns seconds to wait.
+THROTTLE_SCRIPT = """
+local capacity = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local arrival = tonumber(redis.call('GET', KEYS[1]) or '0')
+if arrival < now then arrival = now end
+arrival = arrival + interval
+local excess = arrival - now - capacity * interval
+if excess > 0 then
+  return math.ceil(excess / 1000)
+end
+redis.call('SET', KEYS[1], string.format('%d', arrival), 'PX', arrival - now)
+return 0
+"""
+
+
 class RedisSessionStore(SessionStore):
     kind = "redis"
     primitives: ClassVar[str] = PRIMITIVES
@@ -94,6 +113,7 @@ class RedisSessionStore(SessionStore):
             name: client.register_script(source)
             for name, source in scripts.build(self.primitives).items()
         }
+        self._throttle = client.register_script(THROTTLE_SCRIPT)
 
     async def create(self, session: NewSession) -> Created:
         args: list[str | int] = [
@@ -183,6 +203,16 @@ class RedisSessionStore(SessionStore):
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def throttle(self, key: str, capacity: int, refill_s: int) -> int:
+        args = [capacity, refill_s * 1000, now_ms()]
+        async with store_errors("throttle"):
+            wait = await self._throttle(keys=[throttle_key(key)], args=args)
+        return int(wait)
+
+    async def unthrottle(self, key: str) -> None:
+        async with store_errors("unthrottle"):
+            await self.client.delete(throttle_key(key))
 
     async def ping(self) -> None:
         async with store_errors("ping"):

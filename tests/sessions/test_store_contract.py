@@ -355,3 +355,17 @@ async def test_dragonfly_members_carry_their_own_ttl(
     finally:
         await client.aclose()
         await store.close()
+
+
+async def test_throttle_allows_a_burst_then_makes_callers_wait(
+    make_store: StoreFactory,
+) -> None:
+    """Capacity attempts pass at once, the next waits about one refill, a
+    reset starts over, and buckets do not share counts."""
+    store = await make_store()
+    outcomes = [await store.throttle("k", capacity=3, refill_s=60) for _ in range(4)]
+    assert outcomes[:3] == [0, 0, 0]
+    assert 55 <= outcomes[3] <= 60
+    assert await store.throttle("other", capacity=3, refill_s=60) == 0
+    await store.unthrottle("k")
+    assert await store.throttle("k", capacity=3, refill_s=60) == 0
