@@ -51,6 +51,11 @@ class UpstreamConfig:
     max_body: int = 0
     # Pass the client's Authorization header upstream (off: it stays here).
     forward_authorization: bool = False
+    # Send X-Gateway-Assertion, a short-lived JWT signed with the gateway's
+    # key, so the upstream can prove a request came through the gateway.
+    assertion: bool = False
+    # Its audience; empty means the upstream URL.
+    assertion_audience: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class RouteConfig:
     connect_timeout: float
     max_body: int
     forward_authorization: bool
+    assertion: bool
+    assertion_audience: str
     # Public routes need no token; identity headers are still stripped.
     public: bool = False
 
@@ -326,6 +333,8 @@ def _build_routes(raw: Any, upstream: UpstreamConfig) -> tuple[RouteConfig, ...]
             "connect_timeout": upstream.connect_timeout,
             "max_body": upstream.max_body,
             "forward_authorization": upstream.forward_authorization,
+            "assertion": upstream.assertion,
+            "assertion_audience": "",
         } | entry
         checked = {
             key: _check_type(f"{name}.{key}", value, types[key])
@@ -353,6 +362,19 @@ def _validate_routes(routes: tuple[RouteConfig, ...]) -> None:
             raise ConfigError(f"{name}.max_body: must be 0 (no limit) or more")
 
 
+def _validate_assertions(config: Config) -> None:
+    wanted = [("upstream.assertion", config.upstream.assertion)] + [
+        (f"routes[{i}].assertion", route.assertion)
+        for i, route in enumerate(config.routes)
+    ]
+    for name, enabled in wanted:
+        if enabled and config.jwt.algorithm == "HS256":
+            raise ConfigError(
+                f"{name}: needs jwt.algorithm EdDSA or RS256, so that upstreams "
+                "verify with the public key instead of holding the secret"
+            )
+
+
 def _validate(config: Config) -> None:
     _require_port("listen.port", config.listen.port)
     for proxy in config.listen.trusted_proxies:
@@ -365,6 +387,7 @@ def _validate(config: Config) -> None:
     _require_port("admin.port", config.admin.port)
     _validate_upstream(config.upstream)
     _validate_routes(config.routes)
+    _validate_assertions(config)
     _require_positive("listen.shutdown_grace", config.listen.shutdown_grace)
     _require_positive("database.busy_timeout", config.database.busy_timeout)
     _validate_store(config.store)

@@ -30,7 +30,7 @@ from gateway.errors import (
     problem_response,
 )
 from gateway.forwarding import forwarded_for_chain
-from gateway.keys import OWN_ROUTES, ROUTER, TRUSTED_PROXIES, UPSTREAM_CLIENT
+from gateway.keys import OWN_ROUTES, ROUTER, TOKENS, TRUSTED_PROXIES, UPSTREAM_CLIENT
 from gateway.logs import REQUEST_ID_HEADER
 from gateway.routing import Route
 from gateway.websocket import is_websocket_upgrade, proxy_websocket
@@ -38,6 +38,7 @@ from gateway.websocket import is_websocket_upgrade, proxy_websocket
 log = logging.getLogger("gateway.proxy")
 
 IDENTITY_HEADER = "X-User-Id"
+ASSERTION_HEADER = "X-Gateway-Assertion"
 # RFC 9110 section 7.6.1: connection-specific fields a proxy must not forward.
 HOP_BY_HOP = frozenset(
     {
@@ -67,6 +68,7 @@ _REPLACED_ON_REQUEST = frozenset(
         "true-client-ip",
         "x-original-url",
         "x-rewrite-url",
+        "x-gateway-assertion",
     }
 )
 _DOT_SEGMENT = re.compile(r"(?:^|/)(?:\.|%2e){1,2}(?:/|$)", re.IGNORECASE)
@@ -142,6 +144,13 @@ def upstream_request_headers(
 
     if user_id is not None:
         headers[IDENTITY_HEADER] = user_id
+    if route.assertion_audience is not None:
+        headers[ASSERTION_HEADER] = request.app[TOKENS].assertion(
+            route.assertion_audience,
+            user_id,
+            request.method,
+            request.rel_url.raw_path,
+        )
     headers.update(forwarding_headers(request))
     headers[REQUEST_ID_HEADER] = request["request_id"]
     return headers

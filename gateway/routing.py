@@ -29,6 +29,8 @@ class Route:
     max_body: int
     forward_authorization: bool
     public: bool
+    # The audience of X-Gateway-Assertion, or None to send none.
+    assertion_audience: str | None = None
 
     @classmethod
     def from_config(cls, route: RouteConfig) -> Route:
@@ -40,6 +42,9 @@ class Route:
             max_body=route.max_body,
             forward_authorization=route.forward_authorization,
             public=route.public,
+            assertion_audience=_audience(
+                route.assertion, route.assertion_audience, route.upstream
+            ),
         )
 
     @classmethod
@@ -52,6 +57,9 @@ class Route:
             max_body=upstream.max_body,
             forward_authorization=upstream.forward_authorization,
             public=False,
+            assertion_audience=_audience(
+                upstream.assertion, upstream.assertion_audience, upstream.url
+            ),
         )
 
     def covers(self, path: str) -> bool:
@@ -73,6 +81,12 @@ class Router:
                     return replace(route, public=False)
                 return route
         return self._default
+
+
+def _audience(enabled: bool, audience: str, upstream_url: str) -> str | None:
+    if not enabled:
+        return None
+    return audience or upstream_url.rstrip("/")
 
 
 def _plainly_written(raw_path: str) -> bool:

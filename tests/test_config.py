@@ -73,6 +73,8 @@ def test_environment_overrides_file_values(tmp_path: Path) -> None:
         ("routes: [{prefix: /a, upstream: 'ftp://x'}]\n", SECRET, "routes[0]"),
         ("routes: [{public: true}]\n", SECRET, "routes[0].prefix"),
         ("routes: {prefix: /a}\n", SECRET, "routes"),
+        ("routes: [{prefix: /a, assertion: true}]\n", SECRET, "routes[0].assertion"),
+        ("upstream: {assertion: true}\n", SECRET, "upstream.assertion"),
     ],
 )
 def test_bad_settings_name_the_key(

@@ -26,6 +26,7 @@ from gateway.errors import Unauthorized
 
 # Purpose label for the key that derives successor refresh tokens.
 ROTATION_PURPOSE = b"refresh-token-rotation"
+ASSERTION_TTL = 60
 
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 # Header parameters that ask the verifier to fetch or trust a key from the
@@ -117,6 +118,34 @@ class AccessTokens:
         if key is None:
             raise _invalid()
         return key
+
+    def assertion(
+        self, audience: str, user_id: str | None, method: str, path: str
+    ) -> str:
+        """A 60-second proof, for one upstream, that this request passed here.
+
+        It names the method and raw path, so it cannot be replayed against
+        another endpoint; upstreams verify it with the published keys.
+        """
+        issued = int(time.time())
+        claims: dict[str, object] = {
+            "iss": self._issuer or "session-gateway",
+            "aud": audience,
+            "iat": issued,
+            "exp": issued + ASSERTION_TTL,
+            "jti": secrets.token_hex(16),
+            "htm": method,
+            "htp": path,
+        }
+        if user_id is not None:
+            claims["sub"] = user_id
+        headers = {"typ": "gateway-assertion+jwt", **(self._headers or {})}
+        return jwt.encode(
+            claims,
+            self.keys.signing_key,
+            algorithm=self.keys.algorithm,
+            headers=headers,
+        )
 
     def _required(self) -> list[str]:
         extra = (["iss"] if self._issuer else []) + (["aud"] if self._audience else [])
