@@ -57,8 +57,8 @@ async def test_assertion_is_signed_bound_and_verifiable(
     the method and the path, verifiable with the published keys; a copy sent
     by the client never gets through."""
     pair = await new_session(http, asserting.url, "asserted")
-    async with http.get(f"{asserting.url}/.well-known/jwks.json") as response:
-        (jwk,) = (await response.json())["keys"]
+    async with http.get(f"{asserting.url}/.well-known/jwks.json") as published:
+        (jwk,) = (await published.json())["keys"]
     public = jwt.PyJWK(jwk).key
     user_id = jwt.decode(pair["access_token"], options={"verify_signature": False})[
         "sub"
