@@ -17,6 +17,7 @@ from gateway.app import create_app
 from gateway.auth.signing import KeyRing
 from gateway.config import Config, ConfigError, load_config
 from gateway.logs import configure_logging
+from gateway.operations import create_admin_app
 from gateway.sessions import StoreUnavailable, redact_url
 from gateway.users import DatabaseUnavailable
 
@@ -79,14 +80,15 @@ async def _serve(config: Config, keys: KeyRing) -> None:
         handler_cancellation=True,
         shutdown_timeout=config.listen.shutdown_grace,
     )
+    cleanups = [runner]
     try:
         await runner.setup()
-        site = web.TCPSite(runner, config.listen.host, config.listen.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            where = f"{config.listen.host}:{config.listen.port}"
-            raise ListenFailed(f"cannot listen on {where}: {exc.strerror}") from exc
+        await _listen(runner, config.listen.host, config.listen.port)
+        if config.admin.enabled:
+            admin = web.AppRunner(create_admin_app(runner.app), access_log=None)
+            await admin.setup()
+            cleanups.append(admin)
+            await _listen(admin, config.admin.host, config.admin.port)
         log.info(
             "gateway listening",
             extra={
@@ -94,12 +96,23 @@ async def _serve(config: Config, keys: KeyRing) -> None:
                 "upstream": config.upstream.url,
                 "store": redact_url(config.store.url),
                 "database": config.database.path,
+                "admin": f"{config.admin.host}:{config.admin.port}"
+                if config.admin.enabled
+                else "off",
             },
         )
         await stop.wait()
         log.info("gateway stopping")
     finally:
-        await runner.cleanup()
+        for started in reversed(cleanups):
+            await started.cleanup()
+
+
+async def _listen(runner: web.AppRunner, host: str, port: int) -> None:
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        raise ListenFailed(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 def _config_path(given: str | None) -> Path | None:

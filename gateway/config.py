@@ -123,6 +123,9 @@ class SessionsConfig:
 
 @dataclass(frozen=True)
 class AdminConfig:
+    """The operators' listener: /healthz, /readyz, /metrics."""
+
+    enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 9090
 

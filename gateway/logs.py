@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from gateway import metrics
+
 access_log = logging.getLogger("gateway.access")
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -115,13 +117,18 @@ def access_log_middleware() -> Middleware:
             status = response.status
             return response
         finally:
+            elapsed = time.perf_counter() - started
+            route = route_name(request)
+            metrics.REQUESTS.labels(route, str(status)).inc()
+            metrics.REQUEST_SECONDS.labels(route).observe(elapsed)
             access_log.info(
                 "request",
                 extra={
                     "method": request.method,
                     "path": request.path,
+                    "route": route,
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(elapsed * 1000, 2),
                     "user_id": request.get("user_id"),
                     "remote": request.remote,
                 },
@@ -129,6 +136,16 @@ def access_log_middleware() -> Middleware:
             request_id_var.reset(token)
 
     return middleware
+
+
+def route_name(request: web.Request) -> str:
+    """A bounded label for the request's route: the endpoint's pattern, or
+    "proxy" for everything forwarded."""
+    resource = request.match_info.route.resource
+    if resource is None:
+        return "unmatched"
+    canonical = resource.canonical
+    return "proxy" if canonical.startswith("/{tail") else canonical
 
 
 async def add_request_id_header(

@@ -19,6 +19,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from gateway import metrics
 from gateway.auth.access import authenticate
 from gateway.errors import (
     BadGateway,
@@ -255,6 +256,7 @@ async def _send(
             timeout=timeout,
         )
     except TimeoutError:
+        metrics.UPSTREAM_ERRORS.labels("timeout").inc()
         log.warning("upstream timed out", extra={"upstream": route.base_url})
         raise GatewayTimeout("the upstream did not answer in time") from None
     except (aiohttp.ClientError, _BodyTooLarge) as exc:
@@ -262,6 +264,7 @@ async def _send(
             raise PayloadTooLarge(
                 f"the body must be at most {route.max_body} bytes"
             ) from None
+        metrics.UPSTREAM_ERRORS.labels("unreachable").inc()
         log.warning(
             "upstream unreachable",
             extra={"upstream": route.base_url, "error": type(exc).__name__},
@@ -287,6 +290,7 @@ async def _relay(
     except (aiohttp.ClientError, TimeoutError) as exc:
         # Headers are gone already: all we can do is cut the connection so
         # the client sees a truncated body rather than a complete-looking one.
+        metrics.UPSTREAM_ERRORS.labels("interrupted").inc()
         log.warning("upstream body interrupted", extra={"error": type(exc).__name__})
         if request.transport is not None:
             request.transport.close()

@@ -79,6 +79,10 @@ class Gateway:
     def output(self) -> str:
         return self.process.output()
 
+    @property
+    def admin_url(self) -> str:
+        return f"http://{servers.HOST}:{self.env['GATEWAY_ADMIN_PORT']}"
+
 
 GatewayFactory = Callable[..., Gateway]
 

@@ -152,6 +152,7 @@ def gateway_env(
             "GATEWAY_JWT_SECRET": TEST_SECRET,
             "GATEWAY_ACCOUNTS_BCRYPT_COST": "4",
             "GATEWAY_LOG_LEVEL": "debug",
+            "GATEWAY_ADMIN_PORT": str(free_port()),
         }
     )
     env.update(extra or {})

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from gateway import metrics
 from gateway.auth.tokens import AccessClaims, bearer_token
 from gateway.errors import Unauthorized
 from gateway.keys import CONFIG, REVOKED, STORE, TOKENS
@@ -46,6 +47,7 @@ async def announce_ended(
     until = now_ms() + ttl_ms + CLOCK_SKEW_MS
     for session_id in session_ids:
         request.app[REVOKED].add(session_id, until)
+    metrics.SESSIONS_ENDED.labels(reason).inc(len(session_ids))
     log.info(
         "sessions ended",
         extra={"user_id": user_id, "sids": list(session_ids), "reason": reason},

@@ -8,11 +8,13 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from gateway import metrics
 from gateway.auth.access import announce_ended, authenticate
 from gateway.auth.body import read_json_object, require_string
 from gateway.auth.passwords import HashingOverloaded
 from gateway.auth.policy import check_password, check_username, username_key
 from gateway.auth.throttling import (
+    TooManyRequests,
     admit_password_attempt,
     admit_taken_name,
     password_accepted,
@@ -72,14 +74,20 @@ async def login(request: web.Request) -> web.Response:
 
     name_key = username_key(username)
     address = request.app[TRUSTED_PROXIES].client_address(request)
-    await admit_password_attempt(request, f"login:{name_key}", address)
+    try:
+        await admit_password_attempt(request, f"login:{name_key}", address)
+    except TooManyRequests:
+        metrics.LOGINS.labels("throttled").inc()
+        raise
 
     user = await request.app[USERS].find_by_name(name_key)
     # Unknown names are checked against a stand-in hash: same time, same answer.
     stored = user.password_hash if user is not None else None
     matches = await _hashing(request.app[HASHER].verify(password, stored))
     if user is None or not matches or user.disabled:
+        metrics.LOGINS.labels("rejected").inc()
         raise Unauthorized("wrong username or password")
+    metrics.LOGINS.labels("success").inc()
     await password_accepted(request, f"login:{name_key}", address)
     await _upgrade_hash(request, user.id, password, user.password_hash)
 
@@ -94,6 +102,7 @@ async def login(request: web.Request) -> web.Response:
         )
     )
     request["user_id"] = user.id
+    metrics.SESSIONS_CREATED.inc()
     log.info("session created", extra={"user_id": user.id, "sid": token.session_id})
     await announce_ended(request, user.id, created.evicted, "session cap")
     return _token_pair(request, token)
@@ -116,6 +125,7 @@ async def refresh_token(request: web.Request) -> web.Response:
     except StoreUnavailable:
         pending.add(presented)
         raise
+    metrics.REFRESHES.labels(outcome.value).inc()
     if outcome in (Rotation.ROTATED, Rotation.RETRIED):
         pending.discard(presented)
         request["user_id"] = presented.user_id

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, cast
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from gateway import metrics
 from gateway.sessions import scripts
 from gateway.sessions.base import (
     Created,
@@ -261,9 +262,11 @@ def _deliver(data: str, on_revoked: RevocationHandler) -> None:
 
 @asynccontextmanager
 async def store_errors(operation: str) -> AsyncIterator[None]:
-    """Turn any client error into :class:`StoreUnavailable`, logged once."""
+    """Time the operation, and turn any client error into
+    :class:`StoreUnavailable`, logged once."""
     try:
-        yield
+        with metrics.timed(metrics.STORE_SECONDS, metrics.STORE_ERRORS, operation):
+            yield
     except (ConnectionError, TimeoutError, OSError, RedisError) as exc:
         log.warning("store %s failed: %s: %s", operation, type(exc).__name__, exc)
         raise StoreUnavailable(operation) from exc

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import aiosqlite
 
+from gateway import metrics
+
 log = logging.getLogger("gateway.database")
 
 # Each entry moves the schema from version N to N + 1; never edit a shipped one.
@@ -168,11 +170,17 @@ class UserDatabase:
 
     @asynccontextmanager
     async def _errors(self, operation: str) -> AsyncIterator[None]:
+        """Time the query; turn driver failures into DatabaseUnavailable."""
+        started = time.perf_counter()
         try:
             yield
         except UsernameTaken:
             raise
         except (sqlite3.Error, ValueError) as exc:
             # ValueError: aiosqlite raises it when the connection is closed.
+            metrics.DATABASE_ERRORS.labels(operation).inc()
             log.error("database %s failed: %s", operation, exc)
             raise DatabaseUnavailable(operation) from exc
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.DATABASE_SECONDS.labels(operation).observe(elapsed)

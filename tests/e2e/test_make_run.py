@@ -48,6 +48,7 @@ def run_walkthrough(tmp_path: Path, store_url: str | None) -> list[str]:
         "GATEWAY_DATABASE_PATH": str(tmp_path / "users.db"),
         "GATEWAY_ACCOUNTS_BCRYPT_COST": "4",
         "UPSTREAM_PORT": str(upstream_port),
+        "GATEWAY_ADMIN_PORT": str(free_port()),
         "DEV_SECRET_FILE": str(tmp_path / "secret"),
     }
     if store_url is not None:
