@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from gateway import metrics
 from gateway.auth.passwords import PasswordHasher
 from gateway.auth.routes import routes as auth_routes
 from gateway.auth.session_routes import routes as session_routes
@@ -141,9 +140,6 @@ async def _hasher(app: web.Application) -> AsyncIterator[None]:
     )
     await hasher.warm_up()
     app[HASHER] = hasher
-    metrics.watch(metrics.HASH_JOBS, lambda: hasher.pending)
-    revoked = app[REVOKED]
-    metrics.watch(metrics.REVOKED_SESSIONS, lambda: len(revoked))
     yield
     hasher.close()
 

@@ -40,6 +40,9 @@ class ListenConfig:
     trusted_proxies: tuple[str, ...] = ()
     # Seconds that requests in flight may take to finish after SIGTERM.
     shutdown_grace: float = 10.0
+    # Processes sharing the port; 0 means one per core.  The memory store
+    # always runs one.
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -392,6 +395,8 @@ def _validate(config: Config) -> None:
     _validate_routes(config.routes)
     _validate_assertions(config)
     _require_positive("listen.shutdown_grace", config.listen.shutdown_grace)
+    if config.listen.workers < 0:
+        raise ConfigError("listen.workers: must be 0 (one per core) or more")
     _require_positive("database.busy_timeout", config.database.busy_timeout)
     _validate_store(config.store)
     if not config.database.path:

@@ -7,11 +7,19 @@ live in the process-wide registry that the admin listener serves.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 _LATENCY_BUCKETS = (
     0.0005,
@@ -80,13 +88,16 @@ DATABASE_SECONDS = Histogram(
 DATABASE_ERRORS = Counter(
     "gateway_database_errors_total", "Failed database operations.", ["operation"]
 )
+# With several workers, gauges add up over the live ones.
 HASH_JOBS = Gauge(
     "gateway_password_hash_jobs",
     "bcrypt jobs running or waiting in the pool.",
+    multiprocess_mode="livesum",
 )
 REVOKED_SESSIONS = Gauge(
     "gateway_revoked_sessions",
     "Ended sessions whose access tokens this gateway is still refusing.",
+    multiprocess_mode="livemax",
 )
 
 
@@ -103,6 +114,17 @@ def timed(histogram: Histogram, errors: Counter, operation: str) -> Iterator[Non
         histogram.labels(operation).observe(time.perf_counter() - started)
 
 
-def watch(gauge: Gauge, read: Callable[[], float]) -> None:
-    """Make *gauge* report *read()* whenever it is scraped."""
-    gauge.set_function(read)
+def exposition() -> bytes:
+    """Every metric in the text format: this process's, or with several
+    workers, the sum over all of them."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return generate_latest()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def forget_worker(pid: int) -> None:
+    """Drop a dead worker's live gauges from the sums."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.keys import CONFIG, STORE, USERS
+from gateway.metrics import exposition
 from gateway.sessions import StoreUnavailable
 from gateway.users import DatabaseUnavailable
 
@@ -56,5 +57,5 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest()
+    body = exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

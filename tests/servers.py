@@ -153,6 +153,8 @@ def gateway_env(
             "GATEWAY_ACCOUNTS_BCRYPT_COST": "4",
             "GATEWAY_LOG_LEVEL": "debug",
             "GATEWAY_ADMIN_PORT": str(free_port()),
+            # One process unless a test asks for workers (tests/e2e/test_workers.py).
+            "GATEWAY_LISTEN_WORKERS": "1",
         }
     )
     env.update(extra or {})

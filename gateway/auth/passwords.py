@@ -21,6 +21,8 @@ from typing import TypeVar
 
 import bcrypt
 
+from gateway import metrics
+
 T = TypeVar("T")
 
 
@@ -97,8 +99,10 @@ class PasswordHasher:
         if self._pending >= self._slots:
             raise HashingOverloaded
         self._pending += 1
+        metrics.HASH_JOBS.inc()
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._pool, func, *args)
         finally:
             self._pending -= 1
+            metrics.HASH_JOBS.dec()

@@ -8,6 +8,7 @@ store's revocation feed; past that moment the entry is useless and dropped.
 
 from __future__ import annotations
 
+from gateway import metrics
 from gateway.sessions.base import now_ms
 
 
@@ -21,6 +22,7 @@ class RevokedSessions:
     def add(self, session_id: str, until_ms: int) -> None:
         if until_ms > self._until.get(session_id, 0):
             self._until[session_id] = until_ms
+            metrics.REVOKED_SESSIONS.set(len(self._until))
 
     def is_revoked(self, session_id: str) -> bool:
         until = self._until.get(session_id)
@@ -36,3 +38,4 @@ class RevokedSessions:
         expired = [sid for sid, until in self._until.items() if until <= now]
         for session_id in expired:
             del self._until[session_id]
+        metrics.REVOKED_SESSIONS.set(len(self._until))
