@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway import admin
 from gateway.app import create_app
 from gateway.config import Config, ConfigError, load_config
 from gateway.logs import configure_logging
@@ -28,17 +29,18 @@ class ListenFailed(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command != "serve":
-        parser.print_help()
-        return 2
+    args = _parser().parse_args(argv)
     try:
         config = load_config(_config_path(args.config))
     except ConfigError as exc:
         print(f"gateway: config: {exc}", file=sys.stderr)
         return 2
-    return serve(config)
+    if args.command == "serve":
+        return serve(config)
+    # Admin commands print what they did; the server's log lines (a store
+    # connected, a query failed) would only repeat it on stderr.
+    logging.getLogger().addHandler(logging.NullHandler())
+    return admin.run(args, config)
 
 
 def serve(config: Config) -> int:
@@ -109,13 +111,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway", description="Session gateway in front of an upstream."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve_cmd = commands.add_parser("serve", help="run the gateway")
-    serve_cmd.add_argument(
+    # Every command finds and reads the config the same way.
+    config_option = argparse.ArgumentParser(add_help=False)
+    config_option.add_argument(
         "--config",
         metavar="PATH",
         help="YAML config file (default: $GATEWAY_CONFIG, then ./config.yaml)",
     )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the gateway", parents=[config_option])
+    admin.add_commands(commands, config_option)
     return parser
 
 
