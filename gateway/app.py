@@ -14,7 +14,7 @@ from gateway.auth.routes import routes as auth_routes
 from gateway.auth.session_routes import routes as session_routes
 from gateway.auth.signing import KeyRing
 from gateway.auth.tokens import ROTATION_PURPOSE, AccessTokens, PendingRotations
-from gateway.config import Config
+from gateway.config import Config, SessionsConfig
 from gateway.errors import problem_middleware
 from gateway.forwarding import TrustedProxies
 from gateway.keys import (
@@ -89,6 +89,17 @@ async def jwks(request: web.Request) -> web.Response:
     )
 
 
+def session_policy(sessions: SessionsConfig) -> SessionPolicy:
+    """The store's policy from the ``sessions`` section."""
+    return SessionPolicy.from_seconds(
+        idle=sessions.idle_ttl,
+        absolute=sessions.absolute_ttl,
+        grace=sessions.reuse_grace,
+        reissue_in_grace=sessions.reissue_in_grace,
+        max_per_user=sessions.max_per_user,
+    )
+
+
 async def _users(app: web.Application) -> AsyncIterator[None]:
     database = app[CONFIG].database
     app[USERS] = await UserDatabase.open(database.path, database.busy_timeout)
@@ -98,13 +109,7 @@ async def _users(app: web.Application) -> AsyncIterator[None]:
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    policy = SessionPolicy.from_seconds(
-        idle=config.sessions.idle_ttl,
-        absolute=config.sessions.absolute_ttl,
-        grace=config.sessions.reuse_grace,
-        reissue_in_grace=config.sessions.reissue_in_grace,
-        max_per_user=config.sessions.max_per_user,
-    )
+    policy = session_policy(config.sessions)
     app[STORE] = await open_store(config.store.url, config.store.timeout, policy)
     yield
     await app[STORE].close()

@@ -3,32 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway import admin
 from gateway.config import Config, ConfigError, load_config
 
 DEFAULT_CONFIG = Path("config.yaml")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command != "serve":
-        parser.print_help()
-        return 2
+    args = _parser().parse_args(argv)
     try:
         config = load_config(_config_path(args.config))
     except ConfigError as exc:
         print(f"gateway: config: {exc}", file=sys.stderr)
         return 2
-    if args.workers is not None and args.workers < 1:
-        print("gateway: --workers must be 1 or more", file=sys.stderr)
-        return 2
-    return serve(config, args.workers)
+    if args.command == "serve":
+        if args.workers is not None and args.workers < 1:
+            print("gateway: --workers must be 1 or more", file=sys.stderr)
+            return 2
+        return serve(config, args.workers)
+    # Admin commands print what they did; the server's log lines (a store
+    # connected, a query failed) would only repeat it on stderr.
+    logging.getLogger().addHandler(logging.NullHandler())
+    return admin.run(args, config)
 
 
 def serve(config: Config, workers: int | None = None) -> int:
@@ -78,12 +81,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway", description="Session gateway in front of an upstream."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve_cmd = commands.add_parser("serve", help="run the gateway")
-    serve_cmd.add_argument(
+    # Every command finds and reads the config the same way.
+    config_option = argparse.ArgumentParser(add_help=False)
+    config_option.add_argument(
         "--config",
         metavar="PATH",
         help="YAML config file (default: $GATEWAY_CONFIG, then ./config.yaml)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser(
+        "serve", help="run the gateway", parents=[config_option]
     )
     serve_cmd.add_argument(
         "--workers",
@@ -91,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="processes sharing the port (default: listen.workers, 0 = cores)",
     )
+    admin.add_commands(commands, config_option)
     return parser
 
 

@@ -3,23 +3,57 @@
 Every series has a small, fixed set of label values (route names, outcomes,
 operations), never user input, so cardinality stays bounded.  The metrics
 live in the process-wide registry that the admin listener serves.
+
+prometheus_client decides at import whether values live in memory or in the
+files that several workers share, so it is imported only when a metric is
+first used: by then ``gateway serve --workers`` has said which.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+if TYPE_CHECKING:
+    from prometheus_client import Counter, Gauge, Histogram
+
+
+class _Deferred:
+    """Stands in for a metric and creates it on first use."""
+
+    def __init__(self, create: Callable[[], object]) -> None:
+        self._create = create
+        self._metric: object | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._metric is None:
+            self._metric = self._create()
+        return getattr(self._metric, name)
+
+
+def _deferred(kind: str, *args: Any, **kwargs: Any) -> Any:
+    def create() -> object:
+        import prometheus_client
+
+        return getattr(prometheus_client, kind)(*args, **kwargs)
+
+    return _Deferred(create)
+
+
+def _counter(*args: Any, **kwargs: Any) -> Counter:
+    return cast("Counter", _deferred("Counter", *args, **kwargs))
+
+
+def _histogram(*args: Any, **kwargs: Any) -> Histogram:
+    return cast("Histogram", _deferred("Histogram", *args, **kwargs))
+
+
+def _gauge(*args: Any, **kwargs: Any) -> Gauge:
+    return cast("Gauge", _deferred("Gauge", *args, **kwargs))
+
 
 _LATENCY_BUCKETS = (
     0.0005,
@@ -38,63 +72,63 @@ _LATENCY_BUCKETS = (
     10.0,
 )
 
-REQUESTS = Counter(
+REQUESTS = _counter(
     "gateway_requests_total",
     "Requests answered, by route and status.",
     ["route", "status"],
 )
-REQUEST_SECONDS = Histogram(
+REQUEST_SECONDS = _histogram(
     "gateway_request_duration_seconds",
     "Time to answer a request, by route (proxy, or the /user/* endpoint).",
     ["route"],
     buckets=_LATENCY_BUCKETS,
 )
-UPSTREAM_ERRORS = Counter(
+UPSTREAM_ERRORS = _counter(
     "gateway_upstream_errors_total",
     "Proxied requests that failed upstream: unreachable, timeout, interrupted.",
     ["kind"],
 )
-LOGINS = Counter(
+LOGINS = _counter(
     "gateway_logins_total",
     "Login attempts by outcome: success, rejected, throttled.",
     ["outcome"],
 )
-REFRESHES = Counter(
+REFRESHES = _counter(
     "gateway_refreshes_total",
     "Refresh attempts by outcome: rotated, retried, superseded, reused, unknown.",
     ["outcome"],
 )
-SESSIONS_CREATED = Counter("gateway_sessions_created_total", "Sessions started.")
-SESSIONS_ENDED = Counter(
+SESSIONS_CREATED = _counter("gateway_sessions_created_total", "Sessions started.")
+SESSIONS_ENDED = _counter(
     "gateway_sessions_ended_total",
     "Sessions ended before expiry, by reason.",
     ["reason"],
 )
-STORE_SECONDS = Histogram(
+STORE_SECONDS = _histogram(
     "gateway_store_duration_seconds",
     "Session store round trips, by operation.",
     ["operation"],
     buckets=_LATENCY_BUCKETS,
 )
-STORE_ERRORS = Counter(
+STORE_ERRORS = _counter(
     "gateway_store_errors_total", "Failed store operations.", ["operation"]
 )
-DATABASE_SECONDS = Histogram(
+DATABASE_SECONDS = _histogram(
     "gateway_database_duration_seconds",
     "User database queries, by operation.",
     ["operation"],
     buckets=_LATENCY_BUCKETS,
 )
-DATABASE_ERRORS = Counter(
+DATABASE_ERRORS = _counter(
     "gateway_database_errors_total", "Failed database operations.", ["operation"]
 )
 # With several workers, gauges add up over the live ones.
-HASH_JOBS = Gauge(
+HASH_JOBS = _gauge(
     "gateway_password_hash_jobs",
     "bcrypt jobs running or waiting in the pool.",
     multiprocess_mode="livesum",
 )
-REVOKED_SESSIONS = Gauge(
+REVOKED_SESSIONS = _gauge(
     "gateway_revoked_sessions",
     "Ended sessions whose access tokens this gateway is still refusing.",
     multiprocess_mode="livemax",
@@ -117,6 +151,8 @@ def timed(histogram: Histogram, errors: Counter, operation: str) -> Iterator[Non
 def exposition() -> bytes:
     """Every metric in the text format: this process's, or with several
     workers, the sum over all of them."""
+    from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         return generate_latest()
     registry = CollectorRegistry()
@@ -126,5 +162,7 @@ def exposition() -> bytes:
 
 def forget_worker(pid: int) -> None:
     """Drop a dead worker's live gauges from the sums."""
+    from prometheus_client import multiprocess
+
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

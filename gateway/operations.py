@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.keys import CONFIG, STORE, USERS
 from gateway.metrics import exposition
@@ -56,6 +55,10 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+# The Prometheus text exposition format, version 0.0.4.
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
 async def metrics(request: web.Request) -> web.Response:
     body = exposition()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})

@@ -43,8 +43,7 @@ async def announce_ended(
     """Refuse these sessions' access tokens here and on every other gateway."""
     if not session_ids:
         return
-    ttl_ms = request.app[CONFIG].jwt.access_ttl * 1000
-    until = now_ms() + ttl_ms + CLOCK_SKEW_MS
+    until = revocation_deadline(request.app[CONFIG].jwt.access_ttl)
     for session_id in session_ids:
         request.app[REVOKED].add(session_id, until)
     metrics.SESSIONS_ENDED.labels(reason).inc(len(session_ids))
@@ -60,3 +59,9 @@ async def announce_ended(
             extra={"user_id": user_id, "sids": list(session_ids)},
         )
         raise
+
+
+def revocation_deadline(access_ttl: int) -> int:
+    """Until when a session ending now must be refused: its last access token
+    may live *access_ttl* seconds more, on a clock a little ahead of ours."""
+    return now_ms() + access_ttl * 1000 + CLOCK_SKEW_MS

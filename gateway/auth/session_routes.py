@@ -21,7 +21,10 @@ async def list_sessions(request: web.Request) -> web.Response:
     claims = authenticate(request)
     sessions = await request.app[STORE].list_sessions(claims.user_id)
     return web.json_response(
-        [_describe(info, claims.session_id) for info in sessions],
+        [
+            describe_session(info) | {"current": info.session_id == claims.session_id}
+            for info in sessions
+        ],
         headers={"Cache-Control": "no-store"},
     )
 
@@ -50,18 +53,19 @@ async def logout_all(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _describe(info: SessionInfo, current_session: str) -> dict[str, object]:
+def describe_session(info: SessionInfo) -> dict[str, object]:
+    """A session as JSON, for its owner here and for the admin command line."""
     return {
         "id": info.session_id,
-        "created_at": _iso(info.created_at_ms),
-        "last_used_at": _iso(info.last_used_at_ms),
+        "created_at": iso_time(info.created_at_ms / 1000),
+        "last_used_at": iso_time(info.last_used_at_ms / 1000),
         "expires_in": info.expires_in,
         "user_agent": info.user_agent,
         "ip": info.ip,
-        "current": info.session_id == current_session,
     }
 
 
-def _iso(epoch_ms: int) -> str:
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+def iso_time(epoch_seconds: float) -> str:
+    """ISO 8601 in UTC to the second, with a ``Z``."""
+    moment = datetime.fromtimestamp(epoch_seconds, tz=UTC)
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -5,7 +5,15 @@ from gateway.users.db import (
     User,
     UserDatabase,
     UsernameTaken,
+    UserSummary,
     uuid7,
 )
 
-__all__ = ["DatabaseUnavailable", "User", "UserDatabase", "UsernameTaken", "uuid7"]
+__all__ = [
+    "DatabaseUnavailable",
+    "User",
+    "UserDatabase",
+    "UserSummary",
+    "UsernameTaken",
+    "uuid7",
+]

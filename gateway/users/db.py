@@ -54,6 +54,16 @@ class User:
     disabled: bool
 
 
+@dataclass(frozen=True)
+class UserSummary:
+    """A user as an administrator sees one: no password hash."""
+
+    id: str
+    username: str
+    created_at: int
+    disabled: bool
+
+
 def uuid7() -> str:
     """A time-ordered UUID (RFC 9562 version 7) as a string."""
     unix_ms = time.time_ns() // 1_000_000
@@ -151,6 +161,41 @@ class UserDatabase:
                 (password_hash, user_id),
             )
 
+    async def list_users(self) -> list[UserSummary]:
+        """Every user, oldest first."""
+        # Ties go by rowid (insertion order), not by id: ids made within one
+        # millisecond are in random order.
+        async with (
+            self._errors("list_users"),
+            self._db.execute(
+                "SELECT id, username, created_at, disabled FROM users"
+                " ORDER BY created_at, rowid"
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [
+            UserSummary(str(row[0]), str(row[1]), int(row[2]), bool(row[3]))
+            for row in rows
+        ]
+
+    async def delete_user(self, user_id: str) -> bool:
+        """Remove the user; False when there was no such user."""
+        async with (
+            self._errors("delete_user"),
+            self._db.execute("DELETE FROM users WHERE id = ?", (user_id,)) as cursor,
+        ):
+            return cursor.rowcount > 0
+
+    async def set_disabled(self, user_id: str, disabled: bool) -> bool:
+        """Refuse (or allow again) the user's logins; False when there is none."""
+        async with (
+            self._errors("set_disabled"),
+            self._db.execute(
+                "UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), user_id)
+            ) as cursor,
+        ):
+            return cursor.rowcount > 0
+
     async def ping(self) -> None:
         async with self._errors("ping"):
             await self._db.execute("SELECT 1")
@@ -180,7 +225,8 @@ class UserDatabase:
             # ValueError: aiosqlite raises it when the connection is closed.
             metrics.DATABASE_ERRORS.labels(operation).inc()
             log.error("database %s failed: %s", operation, exc)
-            raise DatabaseUnavailable(operation) from exc
+            # Clients never see this text; the admin command line prints it.
+            raise DatabaseUnavailable(f"{operation} failed: {exc}") from exc
         finally:
             elapsed = time.perf_counter() - started
             metrics.DATABASE_SECONDS.labels(operation).observe(elapsed)

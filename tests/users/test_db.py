@@ -60,6 +60,26 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         await UserDatabase.open(str(path))
 
 
+async def test_users_are_listed_disabled_and_deleted(tmp_path: Path) -> None:
+    """The listing is oldest first without hashes; disabling and deleting
+    say whether there was such a user."""
+    database = await UserDatabase.open(str(tmp_path / "users.db"))
+    first = await database.create_user("First", "first", "h1")
+    second = await database.create_user("Second", "second", "h2")
+
+    assert await database.set_disabled(first.id, True)
+    listed = await database.list_users()
+    assert [(u.id, u.username, u.disabled) for u in listed] == [
+        (first.id, "First", True),
+        (second.id, "Second", False),
+    ]
+    assert await database.delete_user(first.id)
+    assert not await database.delete_user(first.id)
+    assert not await database.set_disabled(first.id, False)
+    assert [u.id for u in await database.list_users()] == [second.id]
+    await database.close()
+
+
 def test_uuid7_is_version_7_and_time_ordered() -> None:
     """Ids are RFC 9562 version 7 and sort by creation time."""
     ids = []
