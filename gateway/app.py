@@ -31,6 +31,7 @@ from gateway.keys import (
     USERS,
 )
 from gateway.logs import access_log_middleware, add_request_id_header
+from gateway.openapi import openapi_handler
 from gateway.proxy import expect_continue, proxy_handler
 from gateway.routing import Route, Router
 from gateway.sessions import RevokedSessions, SessionPolicy, open_store
@@ -70,6 +71,7 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(auth_routes)
     app.add_routes(session_routes)
     app.router.add_get("/.well-known/jwks.json", jwks)
+    app.router.add_get("/openapi.json", openapi_handler())
     app[OWN_ROUTES] = _own_routes(app)
     # [\s\S]: a path may hold an encoded newline, and it is still proxied.
     app.router.add_route(
