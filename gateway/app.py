@@ -32,8 +32,9 @@ from gateway.keys import (
     USERS,
 )
 from gateway.logs import access_log_middleware, add_request_id_header
+from gateway.openapi import openapi_handler
 from gateway.proxy import expect_continue, proxy_handler
-from gateway.routing import Route, Router
+from gateway.routing import OwnPaths, Route, Router
 from gateway.sessions import RevokedSessions, SessionPolicy, open_store
 from gateway.users import UserDatabase
 
@@ -73,7 +74,8 @@ def create_app(config: Config, keys: KeyRing | None = None) -> web.Application:
     app.add_routes(auth_routes)
     app.add_routes(session_routes)
     app.router.add_get("/.well-known/jwks.json", jwks)
-    app[OWN_ROUTES] = _own_routes(app)
+    app.router.add_get("/openapi.json", openapi_handler())
+    app[OWN_ROUTES] = OwnPaths(app.router)
     # [\s\S]: a path may hold an encoded newline, and it is still proxied.
     app.router.add_route(
         "*", r"/{tail:[\s\S]*}", proxy_handler, expect_handler=expect_continue
@@ -162,11 +164,3 @@ async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
     app[UPSTREAM_CLIENT] = client
     yield
     await client.close()
-
-
-def _own_routes(app: web.Application) -> dict[str, frozenset[str]]:
-    methods: dict[str, set[str]] = {}
-    for route in app.router.routes():
-        path = route.resource.canonical if route.resource is not None else ""
-        methods.setdefault(path, set()).add(route.method)
-    return {path: frozenset(found) for path, found in methods.items()}

@@ -9,7 +9,7 @@ from gateway.auth.passwords import PasswordHasher
 from gateway.auth.tokens import AccessTokens, PendingRotations
 from gateway.config import Config
 from gateway.forwarding import TrustedProxies
-from gateway.routing import Router
+from gateway.routing import OwnPaths, Router
 from gateway.sessions import RevokedSessions, SessionStore
 from gateway.users import UserDatabase
 
@@ -25,4 +25,4 @@ TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)
 ROUTER = web.AppKey("router", Router)
 UPSTREAM_CLIENT = web.AppKey("upstream_client", aiohttp.ClientSession)
 # Paths the gateway answers itself, with their methods, for 405 answers.
-OWN_ROUTES = web.AppKey("own_routes", dict[str, frozenset[str]])
+OWN_ROUTES = web.AppKey("own_routes", OwnPaths)

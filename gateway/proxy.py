@@ -212,7 +212,7 @@ def upstream_url(route: Route, request: web.Request) -> URL:
 def _refuse_own_paths(request: web.Request) -> None:
     """The gateway's own paths are never proxied, whatever the method."""
     path = request.path
-    methods = request.app[OWN_ROUTES].get(path)
+    methods = request.app[OWN_ROUTES].methods_for(path)
     if methods:
         raise web.HTTPMethodNotAllowed(request.method, sorted(methods))
     if path == "/user" or path.startswith("/user/"):

@@ -10,7 +10,7 @@ else to the upstream, so it needs a token like everything else.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from aiohttp import web
@@ -92,3 +92,38 @@ def _audience(enabled: bool, audience: str, upstream_url: str) -> str | None:
 def _plainly_written(raw_path: str) -> bool:
     path = raw_path.split("?", 1)[0]
     return _AMBIGUOUS_PATH.search(path) is None
+
+
+class OwnPaths:
+    """The gateway's own endpoints, to answer 405 for any other method on
+    them instead of proxying (path templates such as
+    ``/user/sessions/{session_id}`` included)."""
+
+    def __init__(self, router: web.UrlDispatcher) -> None:
+        methods: dict[web.AbstractResource, set[str]] = {}
+        for route in router.routes():
+            if route.resource is not None:
+                methods.setdefault(route.resource, set()).add(route.method)
+        self._entries = [
+            (resource.canonical, _matcher(resource), frozenset(found))
+            for resource, found in methods.items()
+        ]
+
+    def methods_for(self, path: str) -> frozenset[str] | None:
+        for _, matches, methods in self._entries:
+            if matches(path):
+                return methods
+        return None
+
+    def items(self) -> list[tuple[str, frozenset[str]]]:
+        """Each endpoint's path pattern and its methods."""
+        return [(canonical, methods) for canonical, _, methods in self._entries]
+
+
+def _matcher(resource: web.AbstractResource) -> Callable[[str], bool]:
+    info = resource.get_info()
+    pattern = info.get("pattern")
+    if isinstance(pattern, re.Pattern):
+        return lambda path: pattern.fullmatch(path) is not None
+    exact = info.get("path", resource.canonical)
+    return lambda path: path == exact

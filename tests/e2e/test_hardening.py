@@ -201,3 +201,13 @@ async def test_refresh_that_timed_out_can_be_retried(
         assert response.status == 200
     assert "reuse detected" not in gateway.output()
     store.stop()
+
+
+async def test_other_methods_on_session_paths_are_405(
+    proxy: Gateway, recorder: Recorder, access: str
+) -> None:
+    """Any method but DELETE on /user/sessions/{id} is 405 with Allow."""
+    auth = [("Authorization", f"Bearer {access}")]
+    response = await raw_request(proxy.url, "GET", "/user/sessions/" + "a" * 32, auth)
+    assert response.status == 405
+    assert response.header("Allow") == "DELETE"

@@ -196,10 +196,15 @@ async def test_session_cap_evicts_the_least_recently_used(
     """With max_per_user 2, a third login ends the session used longest ago."""
     gateway = start_gateway(store_url, sessions_max_per_user="2")
     oldest = await new_session(http, gateway.url, "capped")
+    # Use times are kept in milliseconds: keep the steps apart so that
+    # "least recently used" is never a tie.
+    await asyncio.sleep(0.02)
     middle = await login(http, gateway.url, "capped")
     middle_pair = await middle.json()
+    await asyncio.sleep(0.02)
     async with await refresh(http, gateway.url, oldest["refresh_token"]) as response:
         oldest = await response.json()
+    await asyncio.sleep(0.02)
     await login_as(http, gateway.url, "capped", "Third/1.0")
 
     async with await refresh(http, gateway.url, middle_pair["refresh_token"]) as r:
