@@ -23,7 +23,9 @@ ENV_PREFIX = "GATEWAY_"
 # Environment variables with the prefix that are not configuration keys.
 ENV_RESERVED = frozenset({"GATEWAY_CONFIG"})
 MIN_HS256_SECRET_BYTES = 32
-STORE_SCHEMES = frozenset({"redis", "rediss", "unix", "memory"})
+STORE_SCHEMES = frozenset(
+    {"redis", "rediss", "redis+cluster", "rediss+cluster", "unix", "memory"}
+)
 STRINGS = tuple[str, ...]
 JWT_ALGORITHMS = ("HS256", "EdDSA", "RS256")
 
@@ -447,12 +449,25 @@ def _validate_store(store: StoreConfig) -> None:
     if parts.scheme not in STORE_SCHEMES:
         allowed = ", ".join(f"{s}://" for s in sorted(STORE_SCHEMES))
         raise ConfigError(f"store.url: scheme must be one of {allowed}")
-    if parts.scheme in {"redis", "rediss"}:
+    if parts.scheme.endswith("+cluster"):
+        _validate_cluster_nodes(store.url)
+    elif parts.scheme in {"redis", "rediss"}:
         _require_valid_port("store.url", store.url)
         database = parts.path.lstrip("/")
         if database and not database.isdigit():
             raise ConfigError("store.url: the database after / must be a number")
     _require_positive("store.timeout", store.timeout)
+
+
+def _validate_cluster_nodes(url: str) -> None:
+    netloc = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+    for entry in netloc.split(","):
+        host, _, port = entry.strip().rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(
+                "store.url: a cluster URL lists host:port,host:port,... "
+                f"(got {entry.strip()!r})"
+            )
 
 
 def _validate_jwt(jwt: JwtConfig) -> None:

@@ -27,6 +27,29 @@ def redis_server_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def redis_cluster_nodes(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[list[int]]:
+    """Three redis-server primaries in cluster mode: their ports."""
+    directory = tmp_path_factory.mktemp("cluster")
+    nodes = [servers.redis_cluster_node(directory).start() for _ in range(3)]
+    servers.form_cluster(nodes)
+    yield [node.port for node in nodes]
+    for node in nodes:
+        node.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster_nodes: list[int]) -> str:
+    """The cluster, flushed for this test, as a store URL."""
+    for port in redis_cluster_nodes:
+        with redis.Redis(host=servers.HOST, port=port) as client:
+            client.flushall()
+    nodes = ",".join(f"{servers.HOST}:{port}" for port in redis_cluster_nodes)
+    return f"redis+cluster://{nodes}/0"
+
+
+@pytest.fixture(scope="session")
 def dragonfly_server_url() -> Iterator[str | None]:
     if os.environ.get("DRAGONFLY_URL"):
         yield os.environ["DRAGONFLY_URL"]

@@ -112,6 +112,60 @@ def redis_server(port: int | None = None) -> ServerProcess:
     return ServerProcess("redis", command, port)
 
 
+def redis_cluster_node(directory: Path) -> ServerProcess:
+    """One primary of a Redis Cluster, its cluster state kept in *directory*."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (make test installs it)")
+    port = free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    command = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        HOST,
+        "--cluster-enabled",
+        "yes",
+        # The default bus port is port + 10000, past 65535 for high ports.
+        "--cluster-port",
+        str(free_port()),
+        "--cluster-config-file",
+        str(directory / f"nodes-{port}.conf"),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    return ServerProcess("redis-cluster", command, port, cwd=directory)
+
+
+def form_cluster(nodes: list[ServerProcess]) -> None:
+    """Join the nodes into one cluster of primaries and wait until it serves."""
+    addresses = [f"{HOST}:{node.port}" for node in nodes]
+    subprocess.run(
+        ["redis-cli", "--cluster", "create", *addresses, "--cluster-yes"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        states = [
+            subprocess.run(
+                ["redis-cli", "-p", str(node.port), "cluster", "info"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            for node in nodes
+        ]
+        if all("cluster_state:ok" in state for state in states):
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
+
+
 def dragonfly_server(binary: str) -> ServerProcess:
     port = free_port()
     command = [binary, "--port", str(port), "--bind", HOST, "--dbfilename", ""]

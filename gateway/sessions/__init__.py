@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit, urlunsplit
+import re
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from redis import asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from gateway.sessions.base import (
     Created,
@@ -18,7 +21,7 @@ from gateway.sessions.base import (
 )
 from gateway.sessions.dragonfly import DragonflySessionStore
 from gateway.sessions.memory import MemorySessionStore
-from gateway.sessions.redis import RedisSessionStore, store_errors
+from gateway.sessions.redis import RedisSessionStore, StoreClient, store_errors
 from gateway.sessions.revocations import RevokedSessions
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("gateway.store")
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@/]*@")
 
 
 async def open_store(
@@ -44,19 +48,24 @@ async def open_store(
 
     Raises :class:`StoreUnavailable` when the server does not answer.
     """
-    if urlsplit(url).scheme == "memory":
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
         return MemorySessionStore(policy)
 
-    client = aioredis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=command_timeout,
-        socket_connect_timeout=command_timeout,
-        health_check_interval=30,
-    )
+    client: StoreClient
+    if scheme.endswith("+cluster"):
+        client = _cluster_client(url, command_timeout)
+    else:
+        client = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=command_timeout,
+            socket_connect_timeout=command_timeout,
+            health_check_interval=30,
+        )
     try:
         async with store_errors("connect"):
-            info = await client.info("server")
+            info = await _server_info(client)
     except StoreUnavailable:
         await client.aclose()
         raise
@@ -77,11 +86,37 @@ async def open_store(
 
 def redact_url(url: str) -> str:
     """*url* without its password, for logs and error lines."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    netloc = f"{user}:***@{parts.hostname}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    return _PASSWORD_IN_URL.sub(r"\1***@", url)
+
+
+def cluster_nodes(url: str) -> list[tuple[str, int]]:
+    """The host:port pairs of ``redis+cluster://[user:pass@]h1:p1,h2:p2/``."""
+    netloc = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+    nodes = []
+    for entry in netloc.split(","):
+        host, _, port = entry.strip().rpartition(":")
+        nodes.append((host.strip("[]") or "localhost", int(port or 6379)))
+    return nodes
+
+
+def _cluster_client(url: str, command_timeout: float) -> RedisCluster:
+    """A Redis Cluster (or Dragonfly cluster) client; a user's keys share a
+    hash tag, so every script still runs on one node."""
+    parts = urlsplit(url.split(",", 1)[0])
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in cluster_nodes(url)],
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        ssl=parts.scheme.startswith("rediss"),
+        decode_responses=True,
+        socket_timeout=command_timeout,
+        socket_connect_timeout=command_timeout,
+    )
+
+
+async def _server_info(client: StoreClient) -> dict[str, Any]:
+    if isinstance(client, RedisCluster):
+        info = await client.info("server", target_nodes=RedisCluster.RANDOM)
+    else:
+        info = await client.info("server")
+    return dict(info)

@@ -65,7 +65,7 @@ class DragonflySessionStore(RedisSessionStore):
         # Dragonfly's built-in GCRA limiter: max_burst + 1 attempts at once,
         # one more per period; the reply's fourth value is the wait, or -1.
         async with store_errors("throttle"):
-            reply = await self.client.execute_command(  # type: ignore[no-untyped-call]
+            reply = await self.client.execute_command(
                 "CL.THROTTLE", throttle_key(key), capacity - 1, 1, refill_s, 1
             )
         limited, wait = int(reply[0]), int(reply[3])

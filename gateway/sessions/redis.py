@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any, ClassVar, cast
 
 from redis import asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from gateway import metrics
@@ -38,6 +39,7 @@ from gateway.sessions.base import (
 
 log = logging.getLogger("gateway.store")
 
+StoreClient = aioredis.Redis | RedisCluster
 REVOKED_KEY = "gateway:revoked-sessions"
 REVOCATION_CHANNEL = "gateway:revocations"
 _ROTATIONS = {
@@ -107,7 +109,7 @@ class RedisSessionStore(SessionStore):
     kind = "redis"
     primitives: ClassVar[str] = PRIMITIVES
 
-    def __init__(self, client: aioredis.Redis, policy: SessionPolicy) -> None:
+    def __init__(self, client: StoreClient, policy: SessionPolicy) -> None:
         super().__init__(policy)
         self.client = client
         self._scripts = {
@@ -187,8 +189,12 @@ class RedisSessionStore(SessionStore):
         ):
             pipe.zadd(REVOKED_KEY, dict.fromkeys(session_ids, until_ms))
             pipe.zremrangebyscore(REVOKED_KEY, "-inf", now_ms())
-            pipe.publish(REVOCATION_CHANNEL, message)
             await pipe.execute()
+        # Not in the pipeline: a cluster pipeline refuses PUBLISH.  The
+        # backlog is written first, so a gateway that misses the message
+        # still finds the revocation when it next reconnects.
+        async with store_errors("publish_revocations"):
+            await self.client.publish(REVOCATION_CHANNEL, message)
 
     async def follow_revocations(
         self, on_revoked: RevocationHandler, ready: asyncio.Event | None = None

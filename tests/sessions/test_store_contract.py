@@ -27,12 +27,22 @@ StoreFactory = Callable[..., Awaitable[SessionStore]]
 LONG = SessionPolicy.from_seconds(idle=3600, absolute=7200, grace=5)
 
 
+@pytest.fixture(params=["store", "cluster"])
+def backend_url(request: pytest.FixtureRequest, store_url: str) -> str:
+    """Every backend of store_url, plus Redis Cluster (once, with memory)."""
+    if request.param == "store":
+        return store_url
+    if store_url != "memory://":
+        pytest.skip("the cluster variant runs once, alongside the memory one")
+    return str(request.getfixturevalue("redis_cluster_url"))
+
+
 @pytest.fixture
-async def make_store(store_url: str) -> AsyncIterator[StoreFactory]:
+async def make_store(backend_url: str) -> AsyncIterator[StoreFactory]:
     opened: list[SessionStore] = []
 
     async def make(policy: SessionPolicy = LONG) -> SessionStore:
-        store = await open_store(store_url, 2.0, policy)
+        store = await open_store(backend_url, 2.0, policy)
         opened.append(store)
         return store
 
