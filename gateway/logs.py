@@ -7,15 +7,19 @@ header value, a body, a token or a query string.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import json
 import logging
+import logging.handlers
+import queue
 import re
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+import orjson
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
@@ -46,32 +50,57 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        request_id = request_id_var.get()
-        if request_id is not None:
-            line["request_id"] = request_id
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS:
-                line[key] = value
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        line.update(_fields(record))
+        traceback = _traceback(self, record)
+        if traceback:
+            line["exc"] = traceback
+        return orjson.dumps(line, default=str).decode()
 
 
 class TextFormatter(logging.Formatter):
     """``key=value`` pairs after the message, for people reading a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
-        request_id = request_id_var.get()
-        if request_id is not None:
-            fields = {"request_id": request_id, **fields}
+        fields = _fields(record)
         pairs = " ".join(f"{key}={_text_value(value)}" for key, value in fields.items())
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         text = f"{stamp} {record.levelname.lower():7} {record.name}: "
         text += f"{record.getMessage()} {pairs}".rstrip()
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+        traceback = _traceback(self, record)
+        if traceback:
+            text += "\n" + traceback
         return text
+
+
+class _Enqueue(logging.handlers.QueueHandler):
+    """Hands records to the writer thread, so that writing a log line never
+    blocks the event loop.  What belongs to the calling task (its request
+    id, the traceback) is pinned on the record before it leaves."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if "request_id" not in vars(record):
+            record.request_id = request_id_var.get()
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        record.msg = record.getMessage()
+        record.args = None
+        return record
+
+
+def _fields(record: logging.LogRecord) -> dict[str, object]:
+    """The request id (when there is one) and everything passed in ``extra``."""
+    fields = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
+    request_id = fields.pop("request_id", None) or request_id_var.get()
+    if request_id is not None:
+        return {"request_id": request_id, **fields}
+    return fields
+
+
+def _traceback(formatter: logging.Formatter, record: logging.LogRecord) -> str:
+    if record.exc_info:
+        return formatter.formatException(record.exc_info)
+    return record.exc_text or ""
 
 
 def _text_value(value: object) -> str:
@@ -84,10 +113,15 @@ def _text_value(value: object) -> str:
 
 
 def configure_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    """Log to stderr from a thread of its own, in the configured format."""
+    writer = logging.StreamHandler(sys.stderr)
+    writer.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, writer)
+    listener.start()
+    atexit.register(listener.stop)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_Enqueue(records)]
     root.setLevel(level.upper())
     # aiohttp's own access log would repeat ours without the context, and
     # aiosqlite's debug lines carry SQL parameters (password hashes).

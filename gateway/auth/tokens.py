@@ -27,6 +27,8 @@ from gateway.errors import Unauthorized
 # Purpose label for the key that derives successor refresh tokens.
 ROTATION_PURPOSE = b"refresh-token-rotation"
 ASSERTION_TTL = 60
+# Verified access tokens remembered at once; about 300 bytes each.
+VERIFIED_CACHE_SIZE = 10_000
 
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 # Header parameters that ask the verifier to fetch or trust a key from the
@@ -57,6 +59,8 @@ class AccessTokens:
         self._leeway = config.leeway
         self._max_bytes = config.max_token_bytes
         self._headers = {"kid": keys.signing_kid} if keys.signing_kid else None
+        # Tokens that passed verification, until they expire.
+        self._verified: dict[str, AccessClaims] = {}
 
     def issue(self, user_id: str, session_id: str) -> str:
         issued = int(time.time())
@@ -78,7 +82,26 @@ class AccessTokens:
         )
 
     def verify(self, token: str) -> AccessClaims:
-        """Return the claims of a valid token or raise :class:`Unauthorized`."""
+        """Return the claims of a valid token or raise :class:`Unauthorized`.
+
+        A token verified once is remembered until it expires, so the many
+        requests a client makes with one token cost a dict lookup each; the
+        clock is still checked on every hit, and revocation is checked by the
+        caller on every request whether the token was remembered or not.
+        """
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.expires_at + self._leeway >= time.time():
+                return cached
+            del self._verified[token]
+        claims = self._verify_signed(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            # Oldest first: dicts keep insertion order.
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = claims
+        return claims
+
+    def _verify_signed(self, token: str) -> AccessClaims:
         key = self._key_for(token)
         try:
             claims = jwt.decode(

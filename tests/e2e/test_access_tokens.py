@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -87,5 +88,26 @@ async def test_access_token_is_not_a_refresh_token(
     pair = await new_session(http, proxy.url, "mixup")
     async with http.post(
         f"{proxy.url}/user/refresh-token", headers=bearer(pair["access_token"])
+    ) as response:
+        assert response.status == 401
+
+
+async def test_a_remembered_token_still_expires(
+    start_gateway: GatewayFactory, recorder: Recorder, http: aiohttp.ClientSession
+) -> None:
+    """A token the gateway has already verified, and so remembers, is still
+    refused once it expires (its session ending is covered in
+    test_sessions.py, where tokens are used before the logout)."""
+    gateway = start_gateway(
+        "memory://", recorder.url, jwt_access_ttl="1", jwt_leeway="0"
+    )
+    pair = await new_session(http, gateway.url, "ephemeral")
+    async with http.get(
+        f"{gateway.url}/x", headers=bearer(pair["access_token"])
+    ) as response:
+        assert response.status == 200
+    await asyncio.sleep(2.1)
+    async with http.get(
+        f"{gateway.url}/x", headers=bearer(pair["access_token"])
     ) as response:
         assert response.status == 401
