@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from tests import servers
+from tests.recorder import Recorder, recording_upstream
 
 DRAGONFLY_MISSING = (
     "Dragonfly not available: set DRAGONFLY_URL or put a dragonfly binary on PATH"
@@ -148,6 +149,13 @@ def start_gateway(tmp_path: Path, upstream_demo_url: str) -> Iterator[GatewayFac
 def gateway(start_gateway: GatewayFactory, store_url: str) -> Gateway:
     """A gateway in front of the upstream demo, once per store backend."""
     return start_gateway(store_url)
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[Recorder]:
+    """A loopback upstream that keeps every request it receives."""
+    async with recording_upstream() as upstream:
+        yield upstream
 
 
 @pytest.fixture

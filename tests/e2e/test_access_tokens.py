@@ -6,7 +6,6 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 import jwt
@@ -14,14 +13,8 @@ import pytest
 
 from tests.client import bearer, new_session
 from tests.conftest import Gateway, GatewayFactory
-from tests.recorder import Recorder, recording_upstream
+from tests.recorder import Recorder
 from tests.servers import TEST_SECRET
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[Recorder]:
-    async with recording_upstream() as upstream:
-        yield upstream
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -14,13 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from tests.client import bearer, new_session
 from tests.conftest import Gateway, GatewayFactory
 from tests.rawhttp import raw_request
-from tests.recorder import Recorder, recording_upstream
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[Recorder]:
-    async with recording_upstream() as upstream:
-        yield upstream
+from tests.recorder import Recorder
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -17,14 +16,8 @@ import pytest
 
 from tests.client import bearer, login, new_session, register
 from tests.conftest import Gateway, GatewayFactory
-from tests.recorder import Recorder, recording_upstream
+from tests.recorder import Recorder
 from tests.servers import redis_server
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[Recorder]:
-    async with recording_upstream() as upstream:
-        yield upstream
 
 
 def resident_kib(pid: int) -> int:

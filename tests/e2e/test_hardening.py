@@ -14,14 +14,8 @@ import pytest
 from tests.client import bearer, login, logout, new_session, refresh
 from tests.conftest import Gateway, GatewayFactory
 from tests.rawhttp import raw_request
-from tests.recorder import Recorder, recording_upstream
+from tests.recorder import Recorder
 from tests.servers import redis_server
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[Recorder]:
-    async with recording_upstream() as upstream:
-        yield upstream
 
 
 @pytest.fixture

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from importlib import metadata
 
 import aiohttp
-import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 from gateway.openapi import DISTRIBUTION
 from tests.conftest import GatewayFactory
-from tests.recorder import Recorder, recording_upstream
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[Recorder]:
-    async with recording_upstream() as upstream:
-        yield upstream
+from tests.recorder import Recorder
 
 
 async def test_description_is_served_as_valid_openapi(

@@ -12,14 +12,8 @@ import pytest
 from tests.client import bearer, new_session
 from tests.conftest import Gateway, GatewayFactory
 from tests.rawhttp import raw_request
-from tests.recorder import GZIPPED, Recorder, recording_upstream
+from tests.recorder import GZIPPED, Recorder
 from tests.servers import HOST, free_port
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[Recorder]:
-    async with recording_upstream() as upstream:
-        yield upstream
 
 
 @pytest.fixture

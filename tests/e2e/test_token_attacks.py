@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from tests.client import bearer, new_session
 from tests.conftest import Gateway, GatewayFactory
-from tests.recorder import Recorder, recording_upstream
+from tests.recorder import Recorder
 from tests.servers import TEST_SECRET
 
 
@@ -47,12 +46,6 @@ def public_pem(key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey) -> bytes:
     return key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[Recorder]:
-    async with recording_upstream() as upstream:
-        yield upstream
 
 
 @pytest.fixture(params=["HS256", "EdDSA", "RS256"])
