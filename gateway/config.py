@@ -17,7 +17,16 @@ ENV_PREFIX = "GATEWAY_"
 ENV_RESERVED = frozenset({"GATEWAY_CONFIG"})
 MIN_HS256_SECRET_BYTES = 32
 STORE_SCHEMES = frozenset(
-    {"redis", "rediss", "redis+cluster", "rediss+cluster", "unix", "memory"}
+    {
+        "redis",
+        "rediss",
+        "redis+cluster",
+        "rediss+cluster",
+        "redis+sentinel",
+        "rediss+sentinel",
+        "unix",
+        "memory",
+    }
 )
 STRINGS = tuple[str, ...]
 JWT_ALGORITHMS = ("HS256", "EdDSA", "RS256")

@@ -298,6 +298,17 @@ def _validate_store(store: StoreConfig) -> None:
         raise ConfigError(f"store.url: scheme must be one of {allowed}")
     if parts.scheme.endswith("+cluster"):
         _validate_cluster_nodes(store.url)
+    elif parts.scheme.endswith("+sentinel"):
+        _validate_cluster_nodes(store.url)
+        service, _, database = (
+            store.url.split("://", 1)[1].partition("/")[2].partition("/")
+        )
+        if not service:
+            raise ConfigError("store.url: a sentinel URL ends in /<service name>")
+        if database and not database.isdigit():
+            raise ConfigError(
+                "store.url: the database after the service must be a number"
+            )
     elif parts.scheme in {"redis", "rediss"}:
         _require_valid_port("store.url", store.url)
         database = parts.path.lstrip("/")

@@ -166,6 +166,29 @@ def form_cluster(nodes: list[ServerProcess]) -> None:
     raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
 
 
+def redis_replica(primary_port: int) -> ServerProcess:
+    server = redis_server()
+    server.command += ["--replicaof", HOST, str(primary_port)]
+    return server
+
+
+def redis_sentinel(primary_port: int, service: str, directory: Path) -> ServerProcess:
+    """A sentinel watching the primary on *primary_port* as *service*, quick
+    to declare it down (1 s) so failover tests stay short."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (make test installs it)")
+    port = free_port()
+    config = directory / f"sentinel-{port}.conf"
+    config.write_text(
+        f"port {port}\nbind {HOST}\n"
+        f"sentinel monitor {service} {HOST} {primary_port} 1\n"
+        f"sentinel down-after-milliseconds {service} 1000\n"
+        f"sentinel failover-timeout {service} 3000\n"
+    )
+    return ServerProcess("sentinel", [binary, str(config), "--sentinel"], port)
+
+
 def dragonfly_server(binary: str) -> ServerProcess:
     port = free_port()
     command = [binary, "--port", str(port), "--bind", HOST, "--dbfilename", ""]

@@ -67,6 +67,8 @@ def test_environment_overrides_file_values(tmp_path: Path) -> None:
         ("", SECRET | {"GATEWAY_STORE_URL": "redis://127.0.0.1:99999"}, "store.url"),
         ("", SECRET | {"GATEWAY_STORE_URL": "redis://h:6379/db"}, "store.url"),
         ("", SECRET | {"GATEWAY_STORE_URL": "redis+cluster://a:1,b"}, "store.url"),
+        ("", SECRET | {"GATEWAY_STORE_URL": "redis+sentinel://a:1"}, "store.url"),
+        ("", SECRET | {"GATEWAY_STORE_URL": "redis+sentinel://a:1/s/x"}, "store.url"),
         ("", SECRET | {"GATEWAY_UPSTREAM_URL": "http://h:abc"}, "upstream.url"),
         ("", SECRET | {"GATEWAY_UPSTREAM_TIMEOUT": "nan"}, "upstream.timeout"),
         ("", SECRET | {"GATEWAY_UPSTREAM_TIMEOUT": "inf"}, "upstream.timeout"),

@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 
 from redis import asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.sentinel import Sentinel
 
 from gateway.sessions.base import (
     Created,
@@ -55,6 +56,8 @@ async def open_store(
     client: StoreClient
     if scheme.endswith("+cluster"):
         client = _cluster_client(url, command_timeout)
+    elif scheme.endswith("+sentinel"):
+        client = _sentinel_client(url, command_timeout)
     else:
         client = aioredis.Redis.from_url(
             url,
@@ -112,6 +115,28 @@ def _cluster_client(url: str, command_timeout: float) -> RedisCluster:
         socket_timeout=command_timeout,
         socket_connect_timeout=command_timeout,
     )
+
+
+def _sentinel_client(url: str, command_timeout: float) -> aioredis.Redis:
+    """A client for the primary that the sentinels name, following it when
+    they fail over: ``redis+sentinel://h1:p1,h2:p2/<service>[/<db>]``."""
+    parts = urlsplit(url.split(",", 1)[0])
+    service, _, database = url.split("://", 1)[1].partition("/")[2].partition("/")
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": command_timeout,
+        "socket_connect_timeout": command_timeout,
+        "ssl": parts.scheme.startswith("rediss"),
+    }
+    sentinel = Sentinel(cluster_nodes(url), sentinel_kwargs=options, **options)
+    client: aioredis.Redis = sentinel.master_for(
+        service,
+        db=int(database or 0),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        **options,
+    )
+    return client
 
 
 async def _server_info(client: StoreClient) -> dict[str, Any]:
