@@ -91,6 +91,12 @@ async def test_httpbin_responses_come_back_unchanged(
         assert len(await response.read()) == 100000
     async with http.get(f"{gateway.url}/status/204", headers=auth) as response:
         assert response.status == 204
+        assert await response.read() == b""
+    async with http.get(
+        f"{gateway.url}/cache", headers=auth | {"If-None-Match": "x"}
+    ) as response:
+        assert response.status == 304
+        assert await response.read() == b""
     async with http.head(f"{gateway.url}/get", headers=auth) as response:
         assert response.status == 200
         assert await response.read() == b""
