@@ -46,6 +46,9 @@ async def readyz(request: web.Request) -> web.Response:
             await asyncio.wait_for(check(), timeout=deadline)
         except (StoreUnavailable, DatabaseUnavailable, TimeoutError):
             failing.append(name)
+    # Without the feed this gateway would honour tokens of ended sessions.
+    if "store" not in failing and not gateway[STORE].feed_live:
+        failing.append("revocation feed")
     if failing:
         return web.json_response(
             {"status": "not ready", "failing": failing},

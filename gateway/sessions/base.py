@@ -173,6 +173,8 @@ class SessionStore(abc.ABC):
 
     def __init__(self, policy: SessionPolicy) -> None:
         self.policy = policy
+        # Whether revocations from other gateways are arriving right now.
+        self.feed_live = False
 
     @abc.abstractmethod
     async def create(self, session: NewSession) -> Created:

@@ -159,6 +159,7 @@ class MemorySessionStore(SessionStore):
         self, on_revoked: RevocationHandler, ready: asyncio.Event | None = None
     ) -> None:
         self._followers.append(on_revoked)
+        self.feed_live = True
         if ready is not None:
             ready.set()
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar, cast
@@ -41,6 +42,9 @@ log = logging.getLogger("gateway.store")
 
 StoreClient = aioredis.Redis | RedisCluster
 REVOKED_KEY = "gateway:revoked-sessions"
+# Seconds between pings on the revocation subscription; silence for three
+# of them counts as a lost connection.
+FEED_HEARTBEAT_S = 2.0
 REVOCATION_CHANNEL = "gateway:revocations"
 _ROTATIONS = {
     1: Rotation.ROTATED,
@@ -245,9 +249,30 @@ class RedisSessionStore(SessionStore):
             log.info("revocation feed connected", extra={"backlog": len(backlog)})
             if ready is not None:
                 ready.set()
-            async for message in pubsub.listen():
+            self.feed_live = True
+            try:
+                await self._listen(pubsub, on_revoked)
+            finally:
+                self.feed_live = False
+
+    async def _listen(self, pubsub: Any, on_revoked: RevocationHandler) -> None:
+        """Deliver messages, pinging the subscription so that a connection
+        dropped without a word (a NAT or balancer forgetting it) is noticed
+        within a few seconds instead of never."""
+        heard = time.monotonic()
+        next_ping = heard + FEED_HEARTBEAT_S
+        while True:
+            message = await pubsub.get_message(timeout=FEED_HEARTBEAT_S / 4)
+            now = time.monotonic()
+            if message is not None:
+                heard = now
                 if message.get("type") == "message":
                     _deliver(str(message["data"]), on_revoked)
+            if now - heard > 3 * FEED_HEARTBEAT_S:
+                raise TimeoutError("the revocation feed went silent")
+            if now >= next_ping:
+                await pubsub.ping()
+                next_ping = now + FEED_HEARTBEAT_S
 
     async def _run(self, name: str, user_id: str, args: list[str | int]) -> Any:
         keys = [sessions_key(user_id), records_key(user_id)]

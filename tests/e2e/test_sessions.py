@@ -11,6 +11,7 @@ import aiohttp
 
 from tests.client import PASSWORD, bearer, login, logout, new_session, refresh
 from tests.conftest import Gateway, GatewayFactory
+from tests.relay import relay_to
 
 
 async def login_as(
@@ -309,3 +310,28 @@ async def test_a_restarted_gateway_loads_revocations_it_missed(
 
     late = start_gateway(redis_url)
     assert await proxied_status(http, late.url, pair["access_token"]) == 401
+
+
+async def test_a_silently_dropped_feed_is_noticed_and_rebuilt(
+    start_gateway: GatewayFactory, redis_url: str, http: aiohttp.ClientSession
+) -> None:
+    """A revocation feed whose connection goes silent (no reset, no error)
+    is noticed by its heartbeat, and the backlog then catches the gateway
+    up: the logged-out token is refused within seconds, not never."""
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    async with relay_to(port) as relay:
+        # Started from a thread: the relay runs on this test's event loop.
+        behind_relay = await asyncio.to_thread(
+            start_gateway, f"redis://127.0.0.1:{relay.port}/0"
+        )
+        direct = start_gateway(redis_url)
+        pair = await new_session(http, direct.url, "forgotten")
+        assert await proxied_status(http, behind_relay.url, pair["access_token"]) == 200
+
+        relay.silence_existing()
+        async with await logout(http, direct.url, pair["refresh_token"]) as r:
+            assert r.status == 204
+        started = time.monotonic()
+        while await proxied_status(http, behind_relay.url, pair["access_token"]) == 200:
+            assert time.monotonic() - started < 15, "the silent feed went unnoticed"
+            await asyncio.sleep(0.2)
