@@ -22,7 +22,8 @@ from gateway.auth.access import revocation_deadline
 from gateway.auth.passwords import PasswordHasher
 from gateway.auth.policy import check_password, check_username, username_key
 from gateway.auth.session_routes import describe_session, iso_time
-from gateway.config import Config
+from gateway.auth.signing import KeyRing
+from gateway.config import Config, ConfigError
 from gateway.errors import BadRequest
 from gateway.sessions import SessionStore, StoreUnavailable, open_store, redact_url
 from gateway.users import (
@@ -41,6 +42,10 @@ MEMORY_STORE_NOTE = (
     "memory:// sessions live inside the serving gateway; "
     "none can be seen or ended from here"
 )
+
+
+class ConfigRejected(Exception):
+    """The configuration cannot be used (exit 2, like serve)."""
 
 
 class AdminError(Exception):
@@ -106,6 +111,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
     command: Command = args.run
     try:
         report = asyncio.run(command(config, args))
+    except ConfigRejected as exc:
+        print(f"gateway: config: {exc}", file=sys.stderr)
+        return 2
     except AdminError as exc:
         return _refuse(str(exc))
     except StoreUnavailable:
@@ -236,10 +244,15 @@ async def revoke_sessions(config: Config, args: argparse.Namespace) -> Report:
 
 
 async def check_config(config: Config, args: argparse.Namespace) -> Report:
-    """Loading the config already validated it, as serve does; summarize it.
+    """Loading the config already validated it; the signing keys are loaded
+    too, as serve does, and then it is summarized.
 
     The JWT secret is never shown: this output ends up in terminals and logs.
     """
+    try:
+        KeyRing.load(config.jwt)
+    except ConfigError as exc:
+        raise ConfigRejected(str(exc)) from None
     prefixes = [route.prefix for route in config.routes]
     summary: dict[str, str | int] = {
         "listen": f"{config.listen.host}:{config.listen.port}",
@@ -308,7 +321,7 @@ async def _announce_ended(
 ) -> None:
     """Make every gateway refuse these sessions' access tokens, which would
     otherwise work until they expire."""
-    until = revocation_deadline(config.jwt.access_ttl)
+    until = revocation_deadline(config.jwt)
     await store.publish_revocations(session_ids, until)
 
 

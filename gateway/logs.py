@@ -112,6 +112,22 @@ def _text_value(value: object) -> str:
     return json.dumps(text)
 
 
+class _ProtocolErrorsWithoutDetail(logging.Filter):
+    """aiohttp logs a request its parser refused with the offending line and
+    a traceback, and that line can hold a whole Authorization or Cookie
+    header.  Keep the fact, drop the text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = record.exc_info[1].__class__.__name__ if record.exc_info else "error"
+        record.msg = "request refused by the HTTP parser"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.__dict__["error"] = kind
+        return True
+
+
 def configure_logging(level: str, fmt: str) -> None:
     """Log to stderr from a thread of its own, in the configured format."""
     writer = logging.StreamHandler(sys.stderr)
@@ -126,6 +142,8 @@ def configure_logging(level: str, fmt: str) -> None:
     # aiohttp's own access log would repeat ours without the context, and
     # aiosqlite's debug lines carry SQL parameters (password hashes).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    server_log = logging.getLogger("aiohttp.server")
+    server_log.filters[:] = [_ProtocolErrorsWithoutDetail()]
     logging.getLogger("aiosqlite").setLevel(logging.WARNING)
 
 

@@ -17,7 +17,11 @@ from aiohttp import web
 
 from gateway.config import RouteConfig, UpstreamConfig
 
-_AMBIGUOUS_PATH = re.compile(r"%2[ef]|%5c|\\|//|/\.\.?(?:/|$)", re.IGNORECASE)
+# A public path may hold only unreserved characters, sub-delimiters other
+# than ';' (path parameters, which some servers strip: /a;x/b is /a/b to
+# them), ':', '@' and '/'; no percent-encoding, no '//' and no dot segments.
+_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9._~!$&'()*+,=:@-]*)+")
+_DOT_OR_EMPTY_SEGMENT = re.compile(r"//|/\.\.?(?:/|$)")
 
 
 @dataclass(frozen=True)
@@ -77,10 +81,24 @@ class Router:
         path = request.path
         for route in self._routes:
             if route.covers(path):
-                if route.public and not _plainly_written(request.raw_path):
+                if route.public and not self._safely_public(route, request):
                     return replace(route, public=False)
                 return route
         return self._default
+
+    def _safely_public(self, public: Route, request: web.Request) -> bool:
+        """Whether no reading of the path could reach a protected route: it
+        is written plainly, and no protected route under the public one
+        matches it when case is ignored (case-blind upstreams exist)."""
+        if not _plainly_written(request.raw_path):
+            return False
+        folded = request.path.casefold()
+        return not any(
+            not route.public
+            and len(route.prefix) > len(public.prefix)
+            and replace(route, prefix=route.prefix.casefold()).covers(folded)
+            for route in self._routes
+        )
 
 
 def _audience(enabled: bool, audience: str, upstream_url: str) -> str | None:
@@ -91,7 +109,7 @@ def _audience(enabled: bool, audience: str, upstream_url: str) -> str | None:
 
 def _plainly_written(raw_path: str) -> bool:
     path = raw_path.split("?", 1)[0]
-    return _AMBIGUOUS_PATH.search(path) is None
+    return bool(_PLAIN_PATH.fullmatch(path)) and not _DOT_OR_EMPTY_SEGMENT.search(path)
 
 
 class OwnPaths:

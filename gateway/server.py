@@ -10,6 +10,8 @@ directory all workers write, so any worker's /metrics shows the sum.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import os
@@ -34,6 +36,7 @@ from gateway.users import DatabaseUnavailable, UserDatabase
 log = logging.getLogger("gateway")
 
 STARTUP_TIMEOUT_S = 60
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 RESTART_DELAY_S = 1.0
 
 
@@ -203,7 +206,20 @@ def _worker_main(config: Config, keys: KeyRing, ready: Event) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     # The log writer thread did not survive the fork: start this one's own.
     configure_logging(config.log.level, config.log.format)
+    _die_with_parent()
     sys.exit(_run_worker(config, keys, ready, reuse_port=True))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux for SIGTERM when the supervisor dies, even by SIGKILL, so no
+    orphaned worker keeps serving; elsewhere this does nothing."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the supervisor was gone before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _wait_until_ready(started: list[tuple[BaseProcess, Event]]) -> int | None:

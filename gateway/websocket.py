@@ -21,8 +21,9 @@ from gateway.routing import Route
 
 log = logging.getLogger("gateway.proxy")
 
-# Largest single message relayed, either way.
-MAX_MESSAGE = 4 * 1024 * 1024
+# Largest single message relayed, either way.  aiohttp refuses a message
+# of max_msg_size bytes or more, hence the one extra byte.
+MAX_MESSAGE = 4 * 1024 * 1024 + 1
 
 
 class _Socket(Protocol):

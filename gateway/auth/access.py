@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gateway import metrics
 from gateway.auth.tokens import AccessClaims, bearer_token
+from gateway.config import JwtConfig
 from gateway.errors import Unauthorized
 from gateway.keys import CONFIG, REVOKED, STORE, TOKENS
 from gateway.sessions import StoreUnavailable
@@ -43,7 +44,7 @@ async def announce_ended(
     """Refuse these sessions' access tokens here and on every other gateway."""
     if not session_ids:
         return
-    until = revocation_deadline(request.app[CONFIG].jwt.access_ttl)
+    until = revocation_deadline(request.app[CONFIG].jwt)
     for session_id in session_ids:
         request.app[REVOKED].add(session_id, until)
     metrics.SESSIONS_ENDED.labels(reason).inc(len(session_ids))
@@ -61,7 +62,9 @@ async def announce_ended(
         raise
 
 
-def revocation_deadline(access_ttl: int) -> int:
+def revocation_deadline(jwt: JwtConfig) -> int:
     """Until when a session ending now must be refused: its last access token
-    may live *access_ttl* seconds more, on a clock a little ahead of ours."""
-    return now_ms() + access_ttl * 1000 + CLOCK_SKEW_MS
+    may live ``access_ttl`` seconds more, plus the leeway verification
+    grants, on a clock a little ahead of ours."""
+    lifetime_s = jwt.access_ttl + jwt.leeway
+    return now_ms() + int(lifetime_s * 1000) + CLOCK_SKEW_MS

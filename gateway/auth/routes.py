@@ -16,7 +16,7 @@ from gateway.auth.policy import check_password, check_username, username_key
 from gateway.auth.throttling import (
     TooManyRequests,
     admit_password_attempt,
-    admit_taken_name,
+    admit_registration,
     password_accepted,
 )
 from gateway.auth.tokens import RefreshToken, bearer_token
@@ -50,14 +50,16 @@ async def register(request: web.Request) -> web.Response:
     password = require_string(body, "password")
     key = check_username(username, config.accounts)
     check_password(password, config.accounts)
+    # Saying "taken" is a deliberate leak (see README).  Every registration
+    # counts, taken name or not, so that a 429 says nothing about the name,
+    # and it counts before bcrypt runs.
+    address = request.app[TRUSTED_PROXIES].client_address(request)
+    await admit_registration(request, address)
 
     hashed = await _hashing(request.app[HASHER].hash(password))
     try:
         user = await request.app[USERS].create_user(username, key, hashed)
     except UsernameTaken:
-        # Saying "taken" is a deliberate leak (see README); probing is slowed.
-        address = request.app[TRUSTED_PROXIES].client_address(request)
-        await admit_taken_name(request, address)
         raise Conflict("that username is taken") from None
 
     request["user_id"] = user.id
@@ -89,7 +91,7 @@ async def login(request: web.Request) -> web.Response:
         raise Unauthorized("wrong username or password")
     metrics.LOGINS.labels("success").inc()
     await password_accepted(request, f"login:{name_key}", address)
-    await _upgrade_hash(request, user.id, password, user.password_hash)
+    verified_hash = await _upgrade_hash(request, user.id, password, user.password_hash)
 
     token = RefreshToken.new(user.id)
     created = await request.app[STORE].create(
@@ -102,9 +104,10 @@ async def login(request: web.Request) -> web.Response:
         )
     )
     request["user_id"] = user.id
+    await announce_ended(request, user.id, created.evicted, "session cap")
+    await _recheck_account(request, name_key, verified_hash, token.session_id)
     metrics.SESSIONS_CREATED.inc()
     log.info("session created", extra={"user_id": user.id, "sid": token.session_id})
-    await announce_ended(request, user.id, created.evicted, "session cap")
     return _token_pair(request, token)
 
 
@@ -180,15 +183,36 @@ async def change_password(request: web.Request) -> web.Response:
 
 async def _upgrade_hash(
     request: web.Request, user_id: str, password: str, stored: str
-) -> None:
-    """Rehash at the configured cost a password hashed with a lower one."""
+) -> str:
+    """Rehash at the configured cost a password hashed with a lower one;
+    the hash now stored."""
     hasher = request.app[HASHER]
     if not hasher.needs_upgrade(stored):
-        return
-    await request.app[USERS].set_password(
-        user_id, await _hashing(hasher.hash(password))
-    )
+        return stored
+    upgraded = await _hashing(hasher.hash(password))
+    await request.app[USERS].set_password(user_id, upgraded)
     log.info("password hash upgraded", extra={"user_id": user_id, "cost": hasher.cost})
+    return upgraded
+
+
+async def _recheck_account(
+    request: web.Request, name_key: str, verified_hash: str, session_id: str
+) -> None:
+    """End the new session if the password changed, or the account was
+    disabled or deleted, while this login was under way.
+
+    Those changes write the database first and then end the user's sessions;
+    a session created after that sweep is caught here, one created before
+    it by the sweep.  Either way no session outlives the change.
+    """
+    user = await request.app[USERS].find_by_name(name_key)
+    if user is not None and user.password_hash == verified_hash and not user.disabled:
+        return
+    user_id = request["user_id"]
+    await request.app[STORE].revoke(user_id, session_id)
+    await announce_ended(request, user_id, [session_id], "account changed")
+    metrics.LOGINS.labels("rejected").inc()
+    raise Unauthorized("wrong username or password")
 
 
 def _refresh_token_from(request: web.Request) -> RefreshToken:

@@ -1,5 +1,5 @@
 """Limits on password guessing: failed logins, wrong current passwords and
-probes for taken names.
+registrations (each of which may probe for a taken name).
 
 Each attempt is counted in a bucket on the store before the password is
 checked, so a throttled guess costs no bcrypt time; a success empties the
@@ -60,13 +60,13 @@ async def password_accepted(request: web.Request, subject: str, address: str) ->
         await request.app[STORE].unthrottle(_subject_key(subject, address))
 
 
-async def admit_taken_name(request: web.Request, address: str) -> None:
-    """Count a registration that hit a taken name; 429 once too many have."""
+async def admit_registration(request: web.Request, address: str) -> None:
+    """Count a registration from *address*; 429 once too many have come."""
     limits = request.app[CONFIG].throttle
     if not limits.enabled:
         return
     wait = await request.app[STORE].throttle(
-        f"taken:{address}", limits.address_attempts, limits.address_refill
+        f"register:{address}", limits.address_attempts, limits.address_refill
     )
     if wait:
         raise TooManyRequests(wait)

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("gateway.store")
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@/]*@")
+_PASSWORD_PARAMETER = re.compile(r"((?:^|[?&])password=)[^&]*", re.IGNORECASE)
 
 
 async def open_store(
@@ -88,8 +88,19 @@ async def open_store(
 
 
 def redact_url(url: str) -> str:
-    """*url* without its password, for logs and error lines."""
-    return _PASSWORD_IN_URL.sub(r"\1***@", url)
+    """*url* without its password (in the user part or the query), for logs,
+    error lines and command output."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    authority, slash, tail = rest.partition("/")
+    # The last '@' ends the user part: a password may itself contain '@'.
+    user, at, hosts = authority.rpartition("@")
+    if at and ":" in user:
+        user = user.split(":", 1)[0] + ":***"
+    authority = f"{user}{at}{hosts}"
+    tail = _PASSWORD_PARAMETER.sub(r"\1***", tail)
+    return f"{scheme}://{authority}{slash}{tail}"
 
 
 def cluster_nodes(url: str) -> list[tuple[str, int]]:

@@ -205,3 +205,12 @@ async def test_other_methods_on_session_paths_are_405(
     response = await raw_request(proxy.url, "GET", "/user/sessions/" + "a" * 32, auth)
     assert response.status == 405
     assert response.header("Allow") == "DELETE"
+
+
+async def test_a_refused_header_never_lands_in_the_log(proxy: Gateway) -> None:
+    """A header the HTTP parser refuses is logged as a fact, not as text."""
+    secret = "Bearer eyJ.secret-token-value.sig"
+    await raw_request(proxy.url, "GET", "/x", [("Authorization", secret + "\x01")])
+    await asyncio.sleep(0.2)
+    assert "secret-token-value" not in proxy.output()
+    assert "Traceback" not in proxy.output()

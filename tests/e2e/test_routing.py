@@ -35,6 +35,7 @@ routes:
   - {{prefix: /api/, upstream: "{api_upstream.url}", timeout: 1}}
   - {{prefix: /api/raw/, upstream: "{api_upstream.url}", forward_authorization: true}}
   - {{prefix: /public/, public: true}}
+  - {{prefix: /public/private/}}
   - {{prefix: /health, public: true}}
   - {{prefix: /upload, max_body: 1000}}
 """
@@ -81,6 +82,12 @@ async def test_public_routes_need_no_token_and_carry_no_identity(
         ("/public//admin", 401),
         ("/public/..\\admin", 401),
         ("/public/%2e%2e/admin", 400),
+        ("/health/..;/admin", 401),
+        ("/public/;/private/secret", 401),
+        ("/public/private;/secret", 401),
+        ("/public/PRIVATE/secret", 401),
+        ("/public/private%00/secret", 401),
+        ("/public/private/secret", 401),
         ("/public/../admin", 400),
         ("/public/./x", 400),
     ],

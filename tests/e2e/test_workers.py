@@ -106,7 +106,11 @@ async def test_a_dead_worker_is_replaced_and_sigterm_stops_all(
             break
         await asyncio.sleep(0.05)
     assert len(current) == 2 and victim not in current
-    async with http.get(f"{base}/.well-known/jwks.json") as response:
+    # A fresh connection: a kept-alive one may have belonged to the victim.
+    async with (
+        aiohttp.ClientSession() as fresh,
+        fresh.get(f"{base}/.well-known/jwks.json") as response,
+    ):
         assert response.status == 200
 
     process.process.send_signal(signal.SIGTERM)
@@ -145,3 +149,20 @@ def test_unreachable_store_is_one_line_with_workers(tmp_path: Path) -> None:
     ]
     assert len(errors) == 1
     assert errors[0].startswith("gateway: cannot reach the session store")
+
+
+async def test_workers_do_not_outlive_a_killed_supervisor(
+    workers: tuple[str, ServerProcess, dict[str, str]],
+) -> None:
+    """SIGKILL on the supervisor takes its workers down too."""
+    _, process, _ = workers
+    assert process.process is not None
+    await asyncio.sleep(0.5)
+    children = children_of(process.process.pid)
+    process.process.kill()
+    process.process.wait()
+    for _ in range(100):
+        if all(_gone(child) for child in children):
+            break
+        await asyncio.sleep(0.05)
+    assert all(_gone(child) for child in children)
