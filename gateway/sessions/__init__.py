@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from redis import asyncio as aioredis
 
@@ -20,6 +20,7 @@ from gateway.sessions.dragonfly import DragonflySessionStore
 from gateway.sessions.memory import MemorySessionStore
 from gateway.sessions.redis import RedisSessionStore, store_errors
 from gateway.sessions.revocations import RevokedSessions
+from gateway.urls import redact_url
 
 __all__ = [
     "Created",
@@ -73,15 +74,3 @@ async def open_store(
         extra={"backend": store.kind, "version": str(version), "url": redact_url(url)},
     )
     return store
-
-
-def redact_url(url: str) -> str:
-    """*url* without its password, for logs and error lines."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    netloc = f"{user}:***@{parts.hostname}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
