@@ -23,18 +23,21 @@ from gateway import metrics
 
 log = logging.getLogger("gateway.database")
 
-# Each entry moves the schema from version N to N + 1; never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE users (
-        id            TEXT PRIMARY KEY,
-        username      TEXT NOT NULL,
-        username_key  TEXT NOT NULL UNIQUE,
-        password_hash TEXT NOT NULL,
-        created_at    INTEGER NOT NULL,
-        disabled      INTEGER NOT NULL DEFAULT 0
-    );
-    """,
+# Each entry moves the schema from version N to N + 1, one statement at a
+# time; never edit a shipped one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE users (
+            id            TEXT PRIMARY KEY,
+            username      TEXT NOT NULL,
+            username_key  TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            created_at    INTEGER NOT NULL,
+            disabled      INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+    ),
 )
 
 
@@ -95,11 +98,14 @@ class UserDatabase:
 
         database = cls(connection)
         try:
+            # The wait for locks comes first: switching a new file to WAL
+            # takes one, and so does migrating it.
+            await connection.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA synchronous=FULL")
-            await connection.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             await database._migrate()
         except (sqlite3.Error, DatabaseUnavailable) as exc:
+            # Closing also rolls back a migration cut short.
             await connection.close()
             raise DatabaseUnavailable(f"cannot use {path}: {exc}") from exc
         return database
@@ -201,17 +207,29 @@ class UserDatabase:
             await self._db.execute("SELECT 1")
 
     async def _migrate(self) -> None:
+        # Reading the version takes no write lock, and a current file is the
+        # usual case: opening does not wait for another process's writes.
+        if await self.schema_version() == len(MIGRATIONS):
+            return
+        # Read again under the write lock, so that of several gateways
+        # opening a new file at once exactly one migrates it and the others
+        # find it done.
+        await self._db.execute("BEGIN IMMEDIATE")
         current = await self.schema_version()
         if current > len(MIGRATIONS):
             raise DatabaseUnavailable(
                 f"schema version {current} is newer than this gateway knows"
             )
-        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-            # executescript commits on its own; the version bump rides with it.
-            await self._db.executescript(
-                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;"
+        for version, statements in enumerate(MIGRATIONS[current:], start=current + 1):
+            for statement in statements:
+                await self._db.execute(statement)
+            await self._db.execute(f"PRAGMA user_version = {version}")
+        await self._db.execute("COMMIT")
+        if current < len(MIGRATIONS):
+            log.info(
+                "database migrated",
+                extra={"schema_version": len(MIGRATIONS), "from_version": current},
             )
-            log.info("database migrated", extra={"schema_version": version})
 
     @asynccontextmanager
     async def _errors(self, operation: str) -> AsyncIterator[None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 import uuid
@@ -49,6 +50,24 @@ async def test_uniqueness_is_enforced_by_the_database(tmp_path: Path) -> None:
     await database.close()
     assert sum(not isinstance(r, BaseException) for r in results) == 1
     assert sum(isinstance(r, UsernameTaken) for r in results) == 19
+
+
+async def test_racing_opens_of_a_new_file_migrate_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Gateways starting together on an empty file all open it, and only one
+    of them migrates it."""
+    caplog.set_level(logging.INFO, logger="gateway.database")
+    path = tmp_path / "users.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("PRAGMA journal_mode=WAL")
+    opened = await asyncio.gather(*(UserDatabase.open(str(path)) for _ in range(8)))
+    versions = [await database.schema_version() for database in opened]
+    for database in opened:
+        await database.close()
+    assert versions == [len(MIGRATIONS)] * 8
+    migrated = [r for r in caplog.records if r.message == "database migrated"]
+    assert len(migrated) == 1
 
 
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
