@@ -19,11 +19,17 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from gateway.urls import redact_url
+
 ENV_PREFIX = "GATEWAY_"
 # Environment variables with the prefix that are not configuration keys.
 ENV_RESERVED = frozenset({"GATEWAY_CONFIG"})
 MIN_HS256_SECRET_BYTES = 32
 STORE_SCHEMES = frozenset({"redis", "rediss", "unix", "memory"})
+# database.url: sqlite:///PATH names a file (relative after three slashes,
+# absolute after four); these schemes name a PostgreSQL server.
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
 STRINGS = tuple[str, ...]
 JWT_ALGORITHMS = ("HS256", "EdDSA", "RS256")
 
@@ -85,9 +91,31 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class DatabaseConfig:
+    # Empty: the SQLite file at *path*.  Otherwise sqlite:///PATH, or
+    # postgresql://user:password@host:port/name for PostgreSQL.
+    url: str = ""
     path: str = "./data/users.db"
-    # Seconds to wait for a lock held by another writer before 503.
+    # Seconds to wait for a lock held by another writer before 503; on
+    # PostgreSQL also for a connection and for each query.
     busy_timeout: float = 5.0
+    # PostgreSQL only: connections each gateway process keeps, at most.
+    pool_size: int = 10
+
+    @property
+    def is_postgres(self) -> bool:
+        return _scheme(self.url) in POSTGRES_SCHEMES
+
+    @property
+    def sqlite_path(self) -> str:
+        """The SQLite file: from a sqlite:/// URL, else *path*."""
+        if self.url.startswith(SQLITE_PREFIX):
+            return self.url[len(SQLITE_PREFIX) :]
+        return self.path
+
+    @property
+    def location(self) -> str:
+        """Where the users are, fit for logs: never with a password."""
+        return redact_url(self.url) if self.is_postgres else self.sqlite_path
 
 
 @dataclass(frozen=True)
@@ -397,10 +425,8 @@ def _validate(config: Config) -> None:
     _require_positive("listen.shutdown_grace", config.listen.shutdown_grace)
     if config.listen.workers < 0:
         raise ConfigError("listen.workers: must be 0 (one per core) or more")
-    _require_positive("database.busy_timeout", config.database.busy_timeout)
     _validate_store(config.store)
-    if not config.database.path:
-        raise ConfigError("database.path: must not be empty")
+    _validate_database(config.database)
     _validate_jwt(config.jwt)
     _require_positive("sessions.idle_ttl", config.sessions.idle_ttl)
     _require_positive("sessions.absolute_ttl", config.sessions.absolute_ttl)
@@ -453,6 +479,30 @@ def _validate_store(store: StoreConfig) -> None:
         if database and not database.isdigit():
             raise ConfigError("store.url: the database after / must be a number")
     _require_positive("store.timeout", store.timeout)
+
+
+def _validate_database(database: DatabaseConfig) -> None:
+    _require_positive("database.busy_timeout", database.busy_timeout)
+    _require_positive("database.pool_size", database.pool_size)
+    # The messages never quote the URL: it may hold a password.
+    scheme = _scheme(database.url)
+    if scheme in POSTGRES_SCHEMES:
+        _require_valid_port("database.url", database.url)
+    elif scheme == "sqlite":
+        if not database.url.startswith(SQLITE_PREFIX) or not database.sqlite_path:
+            raise ConfigError("database.url: a SQLite file is written sqlite:///PATH")
+    elif database.url:
+        raise ConfigError(
+            "database.url: scheme must be sqlite:///, postgresql:// or postgres://"
+        )
+    elif not database.path:
+        raise ConfigError("database.path: must not be empty")
+
+
+def _scheme(url: str) -> str:
+    """The URL's scheme, lower-cased; empty when it has none."""
+    scheme, separator, _ = url.partition("://")
+    return scheme.lower() if separator else ""
 
 
 def _validate_jwt(jwt: JwtConfig) -> None:
