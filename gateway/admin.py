@@ -32,6 +32,7 @@ from gateway.users import (
     UserDatabase,
     UsernameTaken,
     UserSummary,
+    open_user_database,
 )
 
 # Quoted: argparse's class takes no subscript at run time, only in typeshed.
@@ -259,7 +260,7 @@ async def check_config(config: Config, args: argparse.Namespace) -> Report:
         "upstream": redact_url(config.upstream.url),
         "routes": ", ".join(prefixes) or "none",
         "store": redact_url(config.store.url),
-        "database": config.database.path,
+        "database": config.database.location,
         "access_ttl": config.jwt.access_ttl,
     }
     rows = [[key, str(value)] for key, value in summary.items()]
@@ -283,8 +284,7 @@ def _command(
 
 @asynccontextmanager
 async def _user_database(config: Config) -> AsyncIterator[UserDatabase]:
-    database = config.database
-    users = await UserDatabase.open(database.path, database.busy_timeout)
+    users = await open_user_database(config.database)
     try:
         yield users
     finally:

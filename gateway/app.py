@@ -36,7 +36,7 @@ from gateway.openapi import openapi_handler
 from gateway.proxy import expect_continue, proxy_handler
 from gateway.routing import OwnPaths, Route, Router
 from gateway.sessions import RevokedSessions, SessionPolicy, open_store
-from gateway.users import UserDatabase
+from gateway.users import open_user_database
 
 log = logging.getLogger("gateway")
 MAX_HEADER_FIELD = 128 * 1024
@@ -103,8 +103,7 @@ def session_policy(sessions: SessionsConfig) -> SessionPolicy:
 
 
 async def _users(app: web.Application) -> AsyncIterator[None]:
-    database = app[CONFIG].database
-    app[USERS] = await UserDatabase.open(database.path, database.busy_timeout)
+    app[USERS] = await open_user_database(app[CONFIG].database)
     yield
     await app[USERS].close()
 

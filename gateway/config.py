@@ -12,6 +12,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.urls import redact_url
+
 ENV_PREFIX = "GATEWAY_"
 # Environment variables with the prefix that are not configuration keys.
 ENV_RESERVED = frozenset({"GATEWAY_CONFIG"})
@@ -28,6 +30,10 @@ STORE_SCHEMES = frozenset(
         "memory",
     }
 )
+# database.url: sqlite:///PATH names a file (relative after three slashes,
+# absolute after four); these schemes name a PostgreSQL server.
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
 STRINGS = tuple[str, ...]
 JWT_ALGORITHMS = ("HS256", "EdDSA", "RS256")
 
@@ -89,9 +95,31 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class DatabaseConfig:
+    # Empty: the SQLite file at *path*.  Otherwise sqlite:///PATH, or
+    # postgresql://user:password@host:port/name for PostgreSQL.
+    url: str = ""
     path: str = "./data/users.db"
-    # Seconds to wait for a lock held by another writer before 503.
+    # Seconds to wait for a lock held by another writer before 503; on
+    # PostgreSQL also for a connection and for each query.
     busy_timeout: float = 5.0
+    # PostgreSQL only: connections each gateway process keeps, at most.
+    pool_size: int = 10
+
+    @property
+    def is_postgres(self) -> bool:
+        return url_scheme(self.url) in POSTGRES_SCHEMES
+
+    @property
+    def sqlite_path(self) -> str:
+        """The SQLite file: from a sqlite:/// URL, else *path*."""
+        if self.url.startswith(SQLITE_PREFIX):
+            return self.url[len(SQLITE_PREFIX) :]
+        return self.path
+
+    @property
+    def location(self) -> str:
+        """Where the users are, fit for logs: never with a password."""
+        return redact_url(self.url) if self.is_postgres else self.sqlite_path
 
 
 @dataclass(frozen=True)
@@ -201,3 +229,9 @@ def load_config(
     from gateway.config_loader import load
 
     return load(path, environ)
+
+
+def url_scheme(url: str) -> str:
+    """The URL's scheme, lower-cased; empty when it has none."""
+    scheme, separator, _ = url.partition("://")
+    return scheme.lower() if separator else ""

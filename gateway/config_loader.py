@@ -23,16 +23,20 @@ from gateway.config import (
     ENV_RESERVED,
     JWT_ALGORITHMS,
     MIN_HS256_SECRET_BYTES,
+    POSTGRES_SCHEMES,
+    SQLITE_PREFIX,
     STORE_SCHEMES,
     STRINGS,
     AccountsConfig,
     Config,
     ConfigError,
+    DatabaseConfig,
     JwtConfig,
     LogConfig,
     RouteConfig,
     StoreConfig,
     UpstreamConfig,
+    url_scheme,
 )
 
 
@@ -246,10 +250,8 @@ def _validate(config: Config) -> None:
     _require_positive("listen.shutdown_grace", config.listen.shutdown_grace)
     if config.listen.workers < 0:
         raise ConfigError("listen.workers: must be 0 (one per core) or more")
-    _require_positive("database.busy_timeout", config.database.busy_timeout)
     _validate_store(config.store)
-    if not config.database.path:
-        raise ConfigError("database.path: must not be empty")
+    _validate_database(config.database)
     _validate_jwt(config.jwt)
     _require_positive("sessions.idle_ttl", config.sessions.idle_ttl)
     _require_positive("sessions.absolute_ttl", config.sessions.absolute_ttl)
@@ -326,6 +328,24 @@ def _validate_cluster_nodes(url: str) -> None:
                 "store.url: a cluster URL lists host:port,host:port,... "
                 f"(got {entry.strip()!r})"
             )
+
+
+def _validate_database(database: DatabaseConfig) -> None:
+    _require_positive("database.busy_timeout", database.busy_timeout)
+    _require_positive("database.pool_size", database.pool_size)
+    # The messages never quote the URL: it may hold a password.
+    scheme = url_scheme(database.url)
+    if scheme in POSTGRES_SCHEMES:
+        _require_valid_port("database.url", database.url)
+    elif scheme == "sqlite":
+        if not database.url.startswith(SQLITE_PREFIX) or not database.sqlite_path:
+            raise ConfigError("database.url: a SQLite file is written sqlite:///PATH")
+    elif database.url:
+        raise ConfigError(
+            "database.url: scheme must be sqlite:///, postgresql:// or postgres://"
+        )
+    elif not database.path:
+        raise ConfigError("database.path: must not be empty")
 
 
 def _validate_jwt(jwt: JwtConfig) -> None:

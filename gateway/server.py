@@ -31,7 +31,7 @@ from gateway.config import Config
 from gateway.logs import configure_logging
 from gateway.operations import create_admin_app
 from gateway.sessions import SessionPolicy, StoreUnavailable, open_store, redact_url
-from gateway.users import DatabaseUnavailable, UserDatabase
+from gateway.users import DatabaseUnavailable, open_user_database
 
 log = logging.getLogger("gateway")
 
@@ -62,9 +62,7 @@ def _preflight(config: Config) -> str | None:
         policy = SessionPolicy.from_seconds(1, 1)
         store = await open_store(config.store.url, config.store.timeout, policy)
         await store.close()
-        database = await UserDatabase.open(
-            config.database.path, config.database.busy_timeout
-        )
+        database = await open_user_database(config.database)
         await database.close()
 
     try:
@@ -146,7 +144,7 @@ def _log_listening(config: Config) -> None:
             "listen": f"{config.listen.host}:{config.listen.port}",
             "upstream": config.upstream.url,
             "store": redact_url(config.store.url),
-            "database": config.database.path,
+            "database": config.database.location,
             "admin": admin if config.admin.enabled else "off",
             "pid": os.getpid(),
         },

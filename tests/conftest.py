@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiohttp
+import asyncpg
 import pytest
 import redis
 
+from gateway.urls import redact_url
+from gateway.users.base import reason
 from tests import servers
 from tests.recorder import Recorder, recording_upstream
 
+T = TypeVar("T")
+
 DRAGONFLY_MISSING = (
     "Dragonfly not available: set DRAGONFLY_URL or put a dragonfly binary on PATH"
+)
+POSTGRES_MISSING = (
+    "PostgreSQL not reachable at {url} ({cause}); scripts/ensure-test-tools.sh "
+    "starts the local one, or set TEST_POSTGRES_URL"
 )
 
 
@@ -62,6 +73,37 @@ def dragonfly_server_url() -> Iterator[str | None]:
     server = servers.dragonfly_server(binary).start()
     yield f"redis://{servers.HOST}:{server.port}/0"
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A database of this test session's own, dropped at the end; the tests
+    that need one are skipped where no PostgreSQL answers."""
+    admin_url = os.environ.get("TEST_POSTGRES_URL", servers.POSTGRES_ADMIN_URL)
+    try:
+        url = _run(servers.create_postgres_database(admin_url))
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        pytest.skip(
+            POSTGRES_MISSING.format(url=redact_url(admin_url), cause=reason(exc))
+        )
+    yield url
+    _run(servers.drop_postgres_database(admin_url, url))
+
+
+@pytest.fixture
+async def postgres_url(postgres_server_url: str) -> str:
+    """The session's PostgreSQL database, emptied for this test."""
+    await servers.empty_postgres_database(postgres_server_url)
+    return postgres_server_url
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    # A loop of its own: asyncio.run would unset the loop the async tests use.
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(work)
+    finally:
+        loop.close()
 
 
 @pytest.fixture

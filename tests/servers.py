@@ -2,11 +2,14 @@
 
 Each one listens on a free loopback port, is waited for until it accepts
 connections, and is stopped (and its log kept for failure messages) at the end.
+PostgreSQL is the exception: the machine runs one, and the tests make (and
+drop) databases of their own on it.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -16,9 +19,15 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
 
 HOST = "127.0.0.1"
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+# The machine's PostgreSQL, as the superuser that may create databases;
+# TEST_POSTGRES_URL names another server.
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def free_port() -> int:
@@ -247,3 +256,44 @@ def gateway(
     return ServerProcess(
         "gateway", command, port, env=env, cwd=Path(tempfile.gettempdir())
     )
+
+
+async def create_postgres_database(admin_url: str) -> str:
+    """A new, uniquely named database on the server at *admin_url*; its URL."""
+    name = f"gw_test_{secrets.token_hex(6)}"
+    connection = await asyncpg.connect(admin_url, timeout=5)
+    try:
+        # A name cannot be a query parameter; this one is ours, hex only.
+        await connection.execute(f"CREATE DATABASE {name}")
+    finally:
+        await connection.close()
+    return urlsplit(admin_url)._replace(path=f"/{name}").geturl()
+
+
+async def drop_postgres_database(admin_url: str, database_url: str) -> None:
+    """Drop the database that :func:`create_postgres_database` made."""
+    name = _test_database_name(database_url)
+    connection = await asyncpg.connect(admin_url, timeout=5)
+    try:
+        # FORCE: a gateway a failed test left behind may still be connected.
+        await connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await connection.close()
+
+
+async def empty_postgres_database(database_url: str) -> None:
+    """Remove every table, so that the next test starts on a new database."""
+    _test_database_name(database_url)
+    connection = await asyncpg.connect(database_url, timeout=5)
+    try:
+        await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await connection.close()
+
+
+def _test_database_name(url: str) -> str:
+    # Nothing but the databases the tests made is ever emptied or dropped.
+    name = urlsplit(url).path.lstrip("/")
+    if not name.startswith("gw_test_"):
+        raise ValueError(f"not a test database: {name}")
+    return name

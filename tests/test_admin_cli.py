@@ -409,8 +409,24 @@ def test_check_config_summarizes_without_the_secret(tmp_path: Path) -> None:
     assert summary["routes"] == ["/public"]
     assert summary["access_ttl"] == 600
     assert summary["store"] == "redis://:***@127.0.0.1:6399/0"
+    assert summary["database"] == "./data/users.db"
     for output in (text.stdout, json.dumps(summary)):
         assert secret not in output and "hunter2" not in output
+
+
+def test_check_config_shows_the_postgres_url_without_its_password(
+    tmp_path: Path,
+) -> None:
+    """database.url is summarized with its password masked."""
+    env = {
+        "GATEWAY_JWT_SECRET": servers.TEST_SECRET,
+        "GATEWAY_DATABASE_URL": "postgresql://gw:hunter2@db.internal:5432/users",
+    }
+    admin = AdminCommand(clean_env(env), tmp_path)
+
+    summary = admin.json("check-config")
+    assert summary["database"] == "postgresql://gw:***@db.internal:5432/users"
+    assert "hunter2" not in admin("check-config").stdout
 
 
 def test_check_config_refuses_as_serve_does(tmp_path: Path) -> None:
@@ -481,6 +497,39 @@ def test_unusable_database_is_one_line(admin: AdminCommand, tmp_path: Path) -> N
     result = broken("users", "list")
     assert result.returncode == 1
     assert one_line(result).startswith("gateway: user database: cannot open")
+
+
+def test_unreachable_postgres_is_one_line_without_the_password(
+    admin: AdminCommand,
+) -> None:
+    """A PostgreSQL server that does not answer: exit 1, one line with the
+    address and the cause, never the password."""
+    url = f"postgresql://gw:hunter2@{servers.HOST}:{servers.free_port()}/users"
+    broken = AdminCommand(
+        admin.env | {"GATEWAY_DATABASE_URL": url, "GATEWAY_DATABASE_BUSY_TIMEOUT": "2"},
+        admin.cwd,
+    )
+    result = broken("users", "list")
+    assert result.returncode == 1
+    line = one_line(result)
+    assert line.startswith(
+        f"gateway: user database: cannot reach postgresql://gw:***@{servers.HOST}:"
+    )
+    assert "Connect call failed" in line
+    assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_users_are_managed_on_postgres(admin: AdminCommand, postgres_url: str) -> None:
+    """The command line works on the PostgreSQL database the server would use."""
+    on_postgres = AdminCommand(
+        admin.env | {"GATEWAY_DATABASE_URL": postgres_url}, admin.cwd
+    )
+    user_id = on_postgres.create("Pat")
+    assert on_postgres("users", "disable", "pat").returncode == 0
+    [listed] = on_postgres.json("users", "list")
+    assert (listed["id"], listed["disabled"]) == (user_id, True)
+    assert on_postgres("users", "delete", "pat").returncode == 0
+    assert on_postgres.json("users", "list") == []
 
 
 def test_locked_database_is_one_line(admin: AdminCommand) -> None:

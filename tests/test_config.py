@@ -97,3 +97,61 @@ def test_unreadable_and_invalid_files_are_reported(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.yaml", SECRET)
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(write(tmp_path, "listen: {port: [\n"), SECRET)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://gw:hunter2@db/users", "database.url: scheme must be sqlite:///"),
+        ("sqlite://users.db", "database.url: a SQLite file is written sqlite:///PATH"),
+        ("sqlite:///", "database.url: a SQLite file is written sqlite:///PATH"),
+        ("./users.db", "database.url: scheme must be"),
+        ("postgresql://gw:hunter2@db:5x/users", "database.url: the port must be"),
+    ],
+)
+def test_bad_database_url_names_the_key_not_the_password(
+    url: str, message: str
+) -> None:
+    """A database.url that names no backend is one line, without the URL."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, SECRET | {"GATEWAY_DATABASE_URL": url})
+    assert str(caught.value).startswith(message)
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "postgres", "sqlite_path", "location"),
+    [
+        ("", False, "/srv/users.db", "/srv/users.db"),
+        ("sqlite:///data/users.db", False, "data/users.db", "data/users.db"),
+        ("sqlite:////var/lib/gw/users.db", False, "/var/lib/gw/users.db", None),
+        (
+            "postgresql://gw:hunter2@db:5432/users",
+            True,
+            "/srv/users.db",
+            "postgresql://gw:***@db:5432/users",
+        ),
+        ("postgres://db/users", True, "/srv/users.db", "postgres://db/users"),
+    ],
+)
+def test_database_url_chooses_the_backend(
+    url: str, postgres: bool, sqlite_path: str, location: str | None
+) -> None:
+    """An empty url keeps database.path (and GATEWAY_DATABASE_PATH); sqlite:///
+    names a file, relative after three slashes and absolute after four;
+    postgresql:// and postgres:// name a server, shown without its password."""
+    env = SECRET | {"GATEWAY_DATABASE_PATH": "/srv/users.db"}
+    database = load_config(None, env | {"GATEWAY_DATABASE_URL": url}).database
+    assert database.is_postgres is postgres
+    assert database.sqlite_path == sqlite_path
+    assert database.location == (location or sqlite_path)
+
+
+def test_database_pool_size_is_a_positive_integer() -> None:
+    """database.pool_size defaults to 10 and is checked like any other key."""
+    assert load_config(None, SECRET).database.pool_size == 10
+    env = SECRET | {"GATEWAY_DATABASE_POOL_SIZE": "3"}
+    assert load_config(None, env).database.pool_size == 3
+    for size in ("0", "many"):
+        with pytest.raises(ConfigError, match=r"^database\.pool_size: "):
+            load_config(None, SECRET | {"GATEWAY_DATABASE_POOL_SIZE": size})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -24,6 +23,7 @@ from gateway.sessions.dragonfly import DragonflySessionStore
 from gateway.sessions.memory import MemorySessionStore
 from gateway.sessions.redis import RedisSessionStore, StoreClient, store_errors
 from gateway.sessions.revocations import RevokedSessions
+from gateway.urls import redact_url
 
 __all__ = [
     "Created",
@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("gateway.store")
-_PASSWORD_PARAMETER = re.compile(r"((?:^|[?&])password=)[^&]*", re.IGNORECASE)
 
 
 async def open_store(
@@ -85,22 +84,6 @@ async def open_store(
         extra={"backend": store.kind, "version": str(version), "url": redact_url(url)},
     )
     return store
-
-
-def redact_url(url: str) -> str:
-    """*url* without its password (in the user part or the query), for logs,
-    error lines and command output."""
-    scheme, separator, rest = url.partition("://")
-    if not separator:
-        return url
-    authority, slash, tail = rest.partition("/")
-    # The last '@' ends the user part: a password may itself contain '@'.
-    user, at, hosts = authority.rpartition("@")
-    if at and ":" in user:
-        user = user.split(":", 1)[0] + ":***"
-    authority = f"{user}{at}{hosts}"
-    tail = _PASSWORD_PARAMETER.sub(r"\1***", tail)
-    return f"{scheme}://{authority}{slash}{tail}"
 
 
 def cluster_nodes(url: str) -> list[tuple[str, int]]:

@@ -8,82 +8,53 @@ normalized name), so concurrent registrations cannot both succeed.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
 
-from gateway import metrics
+from gateway.users.base import (
+    DatabaseUnavailable,
+    User,
+    UserDatabase,
+    UsernameTaken,
+    UserSummary,
+    uuid7,
+)
 
 log = logging.getLogger("gateway.database")
 
-# Each entry moves the schema from version N to N + 1; never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE users (
-        id            TEXT PRIMARY KEY,
-        username      TEXT NOT NULL,
-        username_key  TEXT NOT NULL UNIQUE,
-        password_hash TEXT NOT NULL,
-        created_at    INTEGER NOT NULL,
-        disabled      INTEGER NOT NULL DEFAULT 0
-    );
-    """,
+# Each entry moves the schema from version N to N + 1, one statement at a
+# time; never edit a shipped one.  postgres.py keeps the same versions.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE users (
+            id            TEXT PRIMARY KEY,
+            username      TEXT NOT NULL,
+            username_key  TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            created_at    INTEGER NOT NULL,
+            disabled      INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+    ),
 )
 
 
-class DatabaseUnavailable(Exception):
-    """The database could not serve the request; retry later."""
-
-
-class UsernameTaken(Exception):
-    """Another user already has this (normalized) name."""
-
-
-@dataclass(frozen=True)
-class User:
-    id: str
-    username: str
-    password_hash: str
-    disabled: bool
-
-
-@dataclass(frozen=True)
-class UserSummary:
-    """A user as an administrator sees one: no password hash."""
-
-    id: str
-    username: str
-    created_at: int
-    disabled: bool
-
-
-def uuid7() -> str:
-    """A time-ordered UUID (RFC 9562 version 7) as a string."""
-    unix_ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (unix_ms & (2**48 - 1)) << 80
-    value |= 0x7 << 76  # version
-    value |= ((rand >> 62) & 0xFFF) << 64  # 12 random bits (rand_a)
-    value |= 0b10 << 62  # variant
-    value |= rand & (2**62 - 1)  # 62 random bits (rand_b)
-    return str(uuid.UUID(int=value))
-
-
-class UserDatabase:
+class SqliteUserDatabase(UserDatabase):
     """One aiosqlite connection; SQLite serializes the writes."""
+
+    kind = "sqlite"
+    # ValueError: aiosqlite raises it when the connection is closed.
+    failures = (sqlite3.Error, ValueError)
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._db = connection
 
     @classmethod
-    async def open(cls, path: str, busy_timeout: float = 5.0) -> UserDatabase:
+    async def open(cls, path: str, busy_timeout: float = 5.0) -> SqliteUserDatabase:
         """Open (creating if needed) and migrate the database at *path*."""
         try:
             if path != ":memory:":
@@ -95,11 +66,14 @@ class UserDatabase:
 
         database = cls(connection)
         try:
+            # The wait for locks comes first: switching a new file to WAL
+            # takes one, and so does migrating it.
+            await connection.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA synchronous=FULL")
-            await connection.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             await database._migrate()
         except (sqlite3.Error, DatabaseUnavailable) as exc:
+            # Closing also rolls back a migration cut short.
             await connection.close()
             raise DatabaseUnavailable(f"cannot use {path}: {exc}") from exc
         return database
@@ -201,32 +175,26 @@ class UserDatabase:
             await self._db.execute("SELECT 1")
 
     async def _migrate(self) -> None:
+        # Reading the version takes no write lock, and a current file is the
+        # usual case: opening does not wait for another process's writes.
+        if await self.schema_version() == len(MIGRATIONS):
+            return
+        # Read again under the write lock, so that of several gateways
+        # opening a new file at once exactly one migrates it and the others
+        # find it done.
+        await self._db.execute("BEGIN IMMEDIATE")
         current = await self.schema_version()
         if current > len(MIGRATIONS):
             raise DatabaseUnavailable(
                 f"schema version {current} is newer than this gateway knows"
             )
-        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-            # executescript commits on its own; the version bump rides with it.
-            await self._db.executescript(
-                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;"
+        for version, statements in enumerate(MIGRATIONS[current:], start=current + 1):
+            for statement in statements:
+                await self._db.execute(statement)
+            await self._db.execute(f"PRAGMA user_version = {version}")
+        await self._db.execute("COMMIT")
+        if current < len(MIGRATIONS):
+            log.info(
+                "database migrated",
+                extra={"schema_version": len(MIGRATIONS), "from_version": current},
             )
-            log.info("database migrated", extra={"schema_version": version})
-
-    @asynccontextmanager
-    async def _errors(self, operation: str) -> AsyncIterator[None]:
-        """Time the query; turn driver failures into DatabaseUnavailable."""
-        started = time.perf_counter()
-        try:
-            yield
-        except UsernameTaken:
-            raise
-        except (sqlite3.Error, ValueError) as exc:
-            # ValueError: aiosqlite raises it when the connection is closed.
-            metrics.DATABASE_ERRORS.labels(operation).inc()
-            log.error("database %s failed: %s", operation, exc)
-            # Clients never see this text; the admin command line prints it.
-            raise DatabaseUnavailable(f"{operation} failed: {exc}") from exc
-        finally:
-            elapsed = time.perf_counter() - started
-            metrics.DATABASE_SECONDS.labels(operation).observe(elapsed)
