@@ -45,6 +45,10 @@ class Measured:
     p99_ms: float
     max_ms: float
     cpu_s: float
+    # Cores that programs other than this run's used meanwhile, and cores the
+    # hypervisor stole: more than a few tenths and the run was disturbed.
+    others_cores: float = 0.0
+    stolen_cores: float = 0.0
 
     @property
     def ok_per_s(self) -> float:
@@ -119,6 +123,7 @@ def run(
 ) -> Measured:
     """Run wrk to the end; CPU is that of *watch* over the run."""
     cpu_before = watch.cpu_seconds() if watch else 0.0
+    bystanders = procs.Bystanders()
     wrk = start(url, lua, load, args)
     try:
         report = finish(wrk, load)
@@ -127,10 +132,12 @@ def run(
             wrk.kill()
             wrk.wait()
     cpu_after = watch.cpu_seconds() if watch else 0.0
-    return measured(report, cpu_after - cpu_before)
+    return measured(report, cpu_after - cpu_before, bystanders)
 
 
-def measured(report: dict[str, Any], cpu_s: float) -> Measured:
+def measured(
+    report: dict[str, Any], cpu_s: float, bystanders: procs.Bystanders | None = None
+) -> Measured:
     errors = sum(
         int(report[key])
         for key in (
@@ -141,6 +148,7 @@ def measured(report: dict[str, Any], cpu_s: float) -> Measured:
             "timeouts",
         )
     )
+    others, stolen = bystanders.cores() if bystanders else (0.0, 0.0)
     return Measured(
         requests=int(report["requests"]),
         status_errors=int(report["status_errors"]),
@@ -151,4 +159,6 @@ def measured(report: dict[str, Any], cpu_s: float) -> Measured:
         p99_ms=float(report["p99_us"]) / 1000,
         max_ms=float(report["max_us"]) / 1000,
         cpu_s=cpu_s,
+        others_cores=round(others, 3),
+        stolen_cores=round(stolen, 3),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -131,6 +132,46 @@ def stop_all() -> None:
     """Stop every child started so far, newest first."""
     while _STARTED:
         _STARTED.pop().stop()
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """CPU time spent by every process on the machine (user, nice, system),
+    and time stolen by the hypervisor, both summed over cores since boot.
+
+    Interrupt time is left out: loopback traffic's softirq work is charged
+    there rather than to the processes that cause it.
+    """
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, steal = (int(fields[i]) for i in (0, 1, 2, 7))
+    return (user + nice + system) / CLOCK_TICKS, steal / CLOCK_TICKS
+
+
+def own_cpu_seconds() -> float:
+    """CPU time of this driver, of its reaped children (wrk), and of every
+    server it started that is still running."""
+    used = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        used += usage.ru_utime + usage.ru_stime
+    return used + sum(child.cpu_seconds() for child in _STARTED if not child.stopped)
+
+
+class Bystanders:
+    """How much CPU other programs on the machine took during an interval:
+    a benchmark on a shared machine is only as good as this is small."""
+
+    def __init__(self) -> None:
+        self._started = time.monotonic()
+        self._machine, self._steal = machine_cpu_seconds()
+        self._own = own_cpu_seconds()
+
+    def cores(self) -> tuple[float, float]:
+        """Average cores used by others, and stolen, since construction."""
+        wall = max(time.monotonic() - self._started, 1e-6)
+        machine, steal = machine_cpu_seconds()
+        own = own_cpu_seconds()
+        others = (machine - self._machine) - (own - self._own)
+        return max(others, 0.0) / wall, (steal - self._steal) / wall
 
 
 def _signal_group(pid: int, signum: int) -> None:

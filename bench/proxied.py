@@ -89,6 +89,7 @@ def soak(
     process = target.process
     rss_before = process.rss_kib()
     cpu_before = process.cpu_seconds()
+    bystanders = procs.Bystanders()
     wrk = load.start(target.url, lua, shape, args)
     started = time.monotonic()
     rss = [(0.0, rss_before)]
@@ -119,7 +120,7 @@ def soak(
     rss_after = process.rss_kib()
     rss.append((round(time.monotonic() - started, 1), rss_after))
     return {
-        "load": load.measured(report, cpu).as_dict(),
+        "load": load.measured(report, cpu, bystanders).as_dict(),
         "rss_before_kib": rss_before,
         "rss_after_kib": rss_after,
         "rss_growth": round(rss_after / rss_before - 1, 4),

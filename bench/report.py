@@ -28,8 +28,30 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     """Medians and ratios of the proxied runs, and a verdict per target."""
     runs: dict[str, list[dict[str, Any]]] = results["proxied"]
     rows = {name: _row(runs, name) for name in TARGETS if name in runs}
-    summary: dict[str, Any] = {"rows": rows, "verdicts": _verdicts(results, runs)}
+    summary: dict[str, Any] = {
+        "rows": rows,
+        "verdicts": _verdicts(results, runs),
+        "others_cores": _disturbance(results),
+    }
     return summary
+
+
+def _disturbance(results: Mapping[str, Any]) -> dict[str, float]:
+    """Cores that other programs took during the measured runs."""
+    seen = [
+        run[label]["others_cores"]
+        for runs in results["proxied"].values()
+        for run in runs
+        for label in run
+    ]
+    seen += [run["others_cores"] for run in results["refresh"]]
+    seen.append(results["soak"]["load"]["others_cores"])
+    for storm in results["login_storms"].values():
+        seen += [storm[key]["others_cores"] for key in ("idle", "during_storm")]
+    return {
+        "median": round(statistics.median(seen), 3),
+        "max": round(max(seen), 3),
+    }
 
 
 def _row(runs: Mapping[str, list[dict[str, Any]]], name: str) -> dict[str, Any]:
@@ -178,7 +200,16 @@ def table(results: Mapping[str, Any]) -> str:
             f"{row.get('per_core_x_haproxy', 0):.2f} | "
             f"{row['unloaded_p50_ms']:.3f} |"
         )
-    lines += ["", *_session_lines(results), "", "| target | met | measured |"]
+    others = summary["others_cores"]
+    lines += [
+        "",
+        f"Other programs on the machine took {others['median']:.2f} cores "
+        f"(median over the measured runs; at most {others['max']:.2f}).",
+        "",
+        *_session_lines(results),
+        "",
+        "| target | met | measured |",
+    ]
     lines.append("| --- | --- | --- |")
     for verdict in summary["verdicts"]:
         met = "yes" if verdict["met"] else "**no**"
