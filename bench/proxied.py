@@ -87,16 +87,19 @@ def soak(
     """Full load for ``shape.seconds``: RSS before, during and after, and
     py-spy twice in the middle (collapsed stacks, then a flame graph)."""
     process = target.process
+    spies: list[tuple[float, str, Path]] = [
+        (shape.seconds * 0.25, "raw", results_dir / "profile.raw"),
+        (shape.seconds * 0.6, "flamegraph", results_dir / "flamegraph.svg"),
+    ]
+    results_dir.mkdir(parents=True, exist_ok=True)
+    for _, _, stale in spies:
+        stale.unlink(missing_ok=True)  # a failed profile must not show an old one
     rss_before = process.rss_kib()
     cpu_before = process.cpu_seconds()
     bystanders = procs.Bystanders()
     wrk = load.start(target.url, lua, shape, args)
     started = time.monotonic()
     rss = [(0.0, rss_before)]
-    spies: list[tuple[float, str, Path]] = [
-        (shape.seconds * 0.25, "raw", results_dir / "profile.raw"),
-        (shape.seconds * 0.6, "flamegraph", results_dir / "flamegraph.svg"),
-    ]
     running: list[procs.Child] = []
     try:
         while wrk.poll() is None:
@@ -114,18 +117,23 @@ def soak(
         if wrk.poll() is None:
             wrk.kill()
             wrk.wait()
+        failed = []
         for spy in running:
-            spy.process.wait(timeout=PROFILE_SECONDS + 20)
+            if spy.process.wait(timeout=PROFILE_SECONDS + 20) != 0:
+                failed.append(f"{spy.name}: {spy.tail(3)}")
     cpu = process.cpu_seconds() - cpu_before
     rss_after = process.rss_kib()
     rss.append((round(time.monotonic() - started, 1), rss_after))
+    profile = summarise_profile(results_dir / "profile.raw")
+    if failed:
+        profile["py_spy_failures"] = failed
     return {
         "load": load.measured(report, cpu, bystanders).as_dict(),
         "rss_before_kib": rss_before,
         "rss_after_kib": rss_after,
         "rss_growth": round(rss_after / rss_before - 1, 4),
         "rss_samples": rss,
-        "profile": summarise_profile(results_dir / "profile.raw"),
+        "profile": profile,
     }
 
 
