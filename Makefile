@@ -1,9 +1,10 @@
 # The two commands a newcomer needs: `make run` and `make test`.
+# `make bench` measures the gateway beside nginx and HAProxy (bench/).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint typecheck unit clean
+.PHONY: install run test lint typecheck unit bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,17 @@ typecheck: install
 test: install lint typecheck
 	scripts/ensure-test-tools.sh
 	$(BIN)/pytest
+
+# matplotlib (the chart) and py-spy (the profile) come with the bench extra.
+$(BIN)/.bench-installed: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+# A few minutes on loopback: nginx, HAProxy, wrk and redis-server are
+# installed from Debian's packages if missing; results go to bench/results/.
+bench: $(BIN)/.bench-installed
+	bench/ensure-tools.sh
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

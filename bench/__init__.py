@@ -1,0 +1,1 @@
+"""``make bench``: the gateway measured beside nginx and HAProxy in one run."""
