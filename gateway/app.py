@@ -33,7 +33,7 @@ from gateway.keys import (
 )
 from gateway.logs import access_log_middleware, add_request_id_header
 from gateway.openapi import openapi_handler
-from gateway.proxy import expect_continue, proxy_handler
+from gateway.proxy import admit_continue, expect_continue, proxy_handler
 from gateway.routing import OwnPaths, Route, Router
 from gateway.sessions import RevokedSessions, SessionPolicy, open_store
 from gateway.users import open_user_database
@@ -71,14 +71,22 @@ def create_app(config: Config, keys: KeyRing | None = None) -> web.Application:
     )
     app.on_response_prepare.append(add_request_id_header)
 
-    app.add_routes(auth_routes)
-    app.add_routes(session_routes)
-    app.router.add_get("/.well-known/jwks.json", jwks)
-    app.router.add_get("/openapi.json", openapi_handler())
+    # Added one by one, not with add_routes, to give each the same lenient
+    # handling of Expect that the proxied paths get.
+    for route in [*auth_routes, *session_routes]:
+        if not isinstance(route, web.RouteDef):
+            raise TypeError(f"unexpected route definition {route!r}")
+        app.router.add_route(
+            route.method, route.path, route.handler, expect_handler=expect_continue
+        )
+    app.router.add_get("/.well-known/jwks.json", jwks, expect_handler=expect_continue)
+    app.router.add_get(
+        "/openapi.json", openapi_handler(), expect_handler=expect_continue
+    )
     app[OWN_ROUTES] = OwnPaths(app.router)
     # [\s\S]: a path may hold an encoded newline, and it is still proxied.
     app.router.add_route(
-        "*", r"/{tail:[\s\S]*}", proxy_handler, expect_handler=expect_continue
+        "*", r"/{tail:[\s\S]*}", proxy_handler, expect_handler=admit_continue
     )
     return app
 

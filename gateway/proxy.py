@@ -92,7 +92,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
         upstream.release()
 
 
-async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+async def admit_continue(request: web.Request) -> web.StreamResponse | None:
     """Answer ``Expect: 100-continue`` only for a request that will be let
     through, so a client never uploads a body just to be refused."""
     try:
@@ -103,13 +103,19 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
         )
     except web.HTTPException as exc:
         return problem_response(exc.status, exc.reason, None, exc.headers)
+    await expect_continue(request)
+    return None
+
+
+async def expect_continue(request: web.Request) -> None:
+    """Send ``100 Continue`` when asked; any other expectation is ignored,
+    which RFC 9110 section 10.1.1 allows, rather than answered 417."""
     if request.version != aiohttp.HttpVersion11:
-        return None
-    if request.headers.get("Expect", "").lower() != "100-continue":
-        return problem_response(417, "Expectation Failed")
+        return
+    if request.headers.get("Expect", "").strip().lower() != "100-continue":
+        return
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     request.writer.output_size = 0  # the 100 is not part of the response
-    return None
 
 
 def _admit(request: web.Request) -> tuple[Route, str | None]:

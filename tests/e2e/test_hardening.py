@@ -214,3 +214,16 @@ async def test_a_refused_header_never_lands_in_the_log(proxy: Gateway) -> None:
     await asyncio.sleep(0.2)
     assert "secret-token-value" not in proxy.output()
     assert "Traceback" not in proxy.output()
+
+
+async def test_unknown_expectations_are_ignored(proxy: Gateway) -> None:
+    """An Expect value other than 100-continue is ignored (RFC 9110 10.1.1),
+    on the gateway's own endpoints as on proxied ones."""
+    response = await raw_request(
+        proxy.url,
+        "POST",
+        "/user/login",
+        [("Expect", "*X"), ("Content-Type", "application/json")],
+        b'{"username": "nobody", "password": "whatever1"}',
+    )
+    assert response.status == 401
