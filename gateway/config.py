@@ -169,6 +169,8 @@ class AdminConfig:
 class AccountsConfig:
     username_min: int = 3
     username_max: int = 64
+    # Characters a name may hold besides letters and digits (any script).
+    username_punctuation: str = "._-@+"
     password_min: int = 8
     password_max: int = 1024
     bcrypt_cost: int = 12

@@ -378,6 +378,12 @@ def _validate_secret(secret: str) -> None:
 
 
 def _validate_accounts(accounts: AccountsConfig) -> None:
+    if any(
+        ch.isspace() or not ch.isprintable() for ch in accounts.username_punctuation
+    ):
+        raise ConfigError(
+            "accounts.username_punctuation: printable characters only, no spaces"
+        )
     _require_positive("accounts.username_min", accounts.username_min)
     if accounts.username_max < accounts.username_min:
         raise ConfigError("accounts.username_max: must be at least username_min")

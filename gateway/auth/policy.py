@@ -11,9 +11,6 @@ import unicodedata
 from gateway.config import AccountsConfig
 from gateway.errors import BadRequest
 
-# Characters allowed in a name besides letters and digits.
-NAME_PUNCTUATION = frozenset("._-@+")
-
 
 def username_key(username: str) -> str:
     return unicodedata.normalize("NFKC", username).casefold()
@@ -27,9 +24,11 @@ def check_username(username: str, accounts: AccountsConfig) -> str:
             f"username must be {accounts.username_min} to "
             f"{accounts.username_max} characters"
         )
+    allowed = accounts.username_punctuation
     for char in key:
-        if not (char in NAME_PUNCTUATION or _is_letter_or_digit(char)):
-            raise BadRequest("username may contain letters, digits and . _ - @ + only")
+        if not (char in allowed or _is_letter_or_digit(char)):
+            listed = " ".join(allowed)
+            raise BadRequest(f"username may contain letters, digits and {listed} only")
     return key
 
 

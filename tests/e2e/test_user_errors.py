@@ -179,3 +179,14 @@ async def test_errors_never_leak_internals(
     for body in bodies:
         for marker in ("Traceback", "sqlite", "UNIQUE", "IntegrityError", "redis"):
             assert marker not in body
+
+
+async def test_username_punctuation_is_a_setting(
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    """With only '-' allowed, a dotted name is refused and a dashed one is not."""
+    gateway = start_gateway(accounts_username_punctuation="-")
+    async with await register(http, gateway.url, "first.last") as response:
+        assert response.status == 400
+    async with await register(http, gateway.url, "first-last") as response:
+        assert response.status == 201
