@@ -145,6 +145,16 @@ class Gateway:
     def output(self) -> str:
         return self.process.output()
 
+    async def logged(self, text: str, within_s: float = 5.0) -> bool:
+        """Whether *text* shows up in the log: lines are written by a thread
+        of their own, a moment after the answer that caused them."""
+        deadline = asyncio.get_running_loop().time() + within_s
+        while text not in self.output():
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
     @property
     def admin_url(self) -> str:
         return f"http://{servers.HOST}:{self.env['GATEWAY_ADMIN_PORT']}"

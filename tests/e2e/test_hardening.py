@@ -159,7 +159,7 @@ async def test_text_logs_cannot_be_forged_through_the_path(
     forged = "2026-01-01T00:00:00 info    gateway.access: request status=200"
     target = "/nothing%0A" + forged.replace(" ", "%20")
     await raw_request(gateway.url, "GET", target, [])
-    await asyncio.sleep(0.2)
+    assert await gateway.logged("\\n2026-01-01")
     lines = gateway.output().splitlines()
     assert not any(line.startswith("2026-01-01") for line in lines)
     assert any("\\n2026-01-01" in line for line in lines)
