@@ -51,3 +51,23 @@ async def logout(
     http: aiohttp.ClientSession, base: str, refresh_token: str
 ) -> aiohttp.ClientResponse:
     return await http.post(f"{base}/user/logout", headers=bearer(refresh_token))
+
+
+async def login_as(
+    http: aiohttp.ClientSession, base: str, username: str, agent: str
+) -> dict[str, Any]:
+    """Log in with a given User-Agent, as another device would."""
+    async with http.post(
+        f"{base}/user/login",
+        json={"username": username, "password": PASSWORD},
+        headers={"User-Agent": agent},
+    ) as response:
+        assert response.status == 200
+        pair: dict[str, Any] = await response.json()
+    return pair
+
+
+async def proxied_status(http: aiohttp.ClientSession, base: str, access: str) -> int:
+    """The status of GET /resource through the gateway with *access*."""
+    async with http.get(f"{base}/resource", headers=bearer(access)) as response:
+        return response.status

@@ -22,7 +22,14 @@ import aiohttp
 import pytest
 
 from tests import servers
-from tests.client import PASSWORD, bearer, login, new_session, refresh
+from tests.client import (
+    PASSWORD,
+    login,
+    login_as,
+    new_session,
+    proxied_status,
+    refresh,
+)
 from tests.conftest import Gateway, GatewayFactory
 
 SESSION_FIELDS = {"id", "created_at", "last_used_at", "expires_in", "user_agent", "ip"}
@@ -121,11 +128,6 @@ def one_line(result: subprocess.CompletedProcess[str]) -> str:
     return result.stderr.strip()
 
 
-async def proxied_status(http: aiohttp.ClientSession, base: str, access: str) -> int:
-    async with http.get(f"{base}/resource", headers=bearer(access)) as response:
-        return response.status
-
-
 async def refused_within_a_second(
     http: aiohttp.ClientSession, base: str, access: str
 ) -> bool:
@@ -148,19 +150,6 @@ async def refresh_status(
 async def login_status(http: aiohttp.ClientSession, base: str, username: str) -> int:
     async with await login(http, base, username) as response:
         return response.status
-
-
-async def login_as(
-    http: aiohttp.ClientSession, base: str, username: str, agent: str
-) -> dict[str, Any]:
-    async with http.post(
-        f"{base}/user/login",
-        json={"username": username, "password": PASSWORD},
-        headers={"User-Agent": agent},
-    ) as response:
-        assert response.status == 200
-        pair: dict[str, Any] = await response.json()
-    return pair
 
 
 def test_create_then_list(admin: AdminCommand) -> None:

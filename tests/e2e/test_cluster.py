@@ -7,13 +7,8 @@ import time
 
 import aiohttp
 
-from tests.client import bearer, login, logout, refresh, register
+from tests.client import login, logout, proxied_status, refresh, register
 from tests.conftest import GatewayFactory
-
-
-async def status_of(http: aiohttp.ClientSession, base: str, access: str) -> int:
-    async with http.get(f"{base}/resource", headers=bearer(access)) as response:
-        return response.status
 
 
 async def test_three_gateways_share_sessions_on_a_cluster(
@@ -32,17 +27,17 @@ async def test_three_gateways_share_sessions_on_a_cluster(
         assert response.status == 201
     async with await login(http, second.url, "everywhere") as response:
         pair = await response.json()
-    assert await status_of(http, third.url, pair["access_token"]) == 200
+    assert await proxied_status(http, third.url, pair["access_token"]) == 200
     async with await refresh(http, third.url, pair["refresh_token"]) as response:
         assert response.status == 200
         pair = await response.json()
     for gateway in (first, second, third):
-        assert await status_of(http, gateway.url, pair["access_token"]) == 200
+        assert await proxied_status(http, gateway.url, pair["access_token"]) == 200
 
     async with await logout(http, first.url, pair["refresh_token"]) as response:
         assert response.status == 204
     started = time.monotonic()
     for gateway in (first, second, third):
-        while await status_of(http, gateway.url, pair["access_token"]) != 401:
+        while await proxied_status(http, gateway.url, pair["access_token"]) != 401:
             assert time.monotonic() - started < 1.0, "revocation took over 1 s"
             await asyncio.sleep(0.01)

@@ -9,22 +9,18 @@ from typing import Any
 
 import aiohttp
 
-from tests.client import PASSWORD, bearer, login, logout, new_session, refresh
+from tests.client import (
+    PASSWORD,
+    bearer,
+    login,
+    login_as,
+    logout,
+    new_session,
+    proxied_status,
+    refresh,
+)
 from tests.conftest import Gateway, GatewayFactory
 from tests.relay import relay_to
-
-
-async def login_as(
-    http: aiohttp.ClientSession, base: str, name: str, agent: str
-) -> dict[str, Any]:
-    async with http.post(
-        f"{base}/user/login",
-        json={"username": name, "password": PASSWORD},
-        headers={"User-Agent": agent},
-    ) as response:
-        assert response.status == 200
-        pair: dict[str, Any] = await response.json()
-    return pair
 
 
 async def sessions_of(
@@ -32,11 +28,6 @@ async def sessions_of(
 ) -> tuple[int, Any]:
     async with http.get(f"{base}/user/sessions", headers=bearer(access)) as response:
         return response.status, await response.json(content_type=None)
-
-
-async def proxied_status(http: aiohttp.ClientSession, base: str, access: str) -> int:
-    async with http.get(f"{base}/resource", headers=bearer(access)) as response:
-        return response.status
 
 
 async def test_sessions_are_listed_with_their_details(
